@@ -1,0 +1,8 @@
+"""Marks for the parent blueprint's guard."""
+from __future__ import annotations
+
+
+def admin_only(view):
+    """Viewers get 403 on this view even for GET (forms that exist only to change something)."""
+    view.admin_only = True
+    return view

@@ -1,0 +1,97 @@
+"""Models (what clients may name as "model"): searchable list, create/edit, delete, toggle."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from app.admin.access import admin_only
+from app.admin.forms import CAPABILITIES, ConfirmForm, ModelForm, attempt, plain_decimal
+from app.admin.htmx import is_fragment_request, render
+from app.models.model import KINDS
+from app.services import models as model_service
+from app.services import providers as provider_service
+
+bp = Blueprint("models", __name__, url_prefix="/models")
+PRICES = ("input_price_per_mtok", "output_price_per_mtok", "cached_input_price_per_mtok")
+
+
+def _form(**kwargs) -> ModelForm:
+    form = ModelForm(**kwargs)
+    form.provider_id.choices = [(p.id, p.name) for p in provider_service.list_all()]
+    return form
+
+
+def _initial(m) -> dict:
+    data = {name: getattr(m, name) for name in model_service.FIELDS}
+    data.update({name: plain_decimal(getattr(m, name)) for name in PRICES})
+    return data
+
+
+def _render_form(form, model=None):
+    return render_template("admin/models/form.html", form=form, model=model,
+                           capabilities=CAPABILITIES), 422 if form.is_submitted() else 200
+
+
+@bp.get("")
+def index():
+    filters = {"q": request.args.get("q", "").strip(),
+               "provider_id": request.args.get("provider_id", type=int),
+               "kind": request.args.get("kind") if request.args.get("kind") in KINDS else None}
+    return render("admin/models/index.html", "admin/models/_table.html",
+                  models=model_service.search(**filters), filters=filters,
+                  providers=provider_service.list_all(), kinds=KINDS)
+
+
+@bp.route("/new", methods=("GET", "POST"))
+@admin_only
+def new():
+    form = _form(data={"provider_id": request.args.get("provider_id", type=int)})
+    if form.validate_on_submit():
+        m = attempt(form, model_service.create, form.payload(), current_user.username)
+        if m is not None:
+            flash(f"Model “{m.name}” created.", "success")
+            return redirect(url_for(".index"), 303)
+    return _render_form(form)
+
+
+@bp.route("/<int:model_id>/edit", methods=("GET", "POST"))
+@admin_only
+def edit(model_id: int):
+    m = model_service.get(model_id)
+    form = _form(data=_initial(m))
+    if form.validate_on_submit():
+        if attempt(form, model_service.update, m, form.payload(), current_user.username):
+            flash(f"Model “{m.name}” saved.", "success")
+            return redirect(url_for(".index"), 303)
+    return _render_form(form, m)
+
+
+@bp.route("/<int:model_id>/delete", methods=("GET", "POST"))
+@admin_only
+def delete(model_id: int):
+    m = model_service.get(model_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        name = m.name
+        model_service.delete(m, current_user.username)
+        flash(f"Model “{name}” deleted.", "success")
+        return redirect(url_for(".index"), 303)
+    return render_template("admin/confirm.html", form=form, danger=True,
+                           title=f"Delete model “{m.name}”?",
+                           message=f"Clients sending model “{m.name}” will get a 404 unless another "
+                                   "enabled model has the same name. Usage history is kept.",
+                           confirm_label="Delete model", cancel_url=url_for(".index"))
+
+
+@bp.post("/<int:model_id>/toggle")
+def toggle(model_id: int):
+    m = model_service.get(model_id)
+    form = ConfirmForm()
+    updated = attempt(form, model_service.update, m, {"enabled": not m.enabled}, current_user.username)
+    if not is_fragment_request():
+        flash(form.form_errors[0] if updated is None else
+              f"Model “{m.name}” {'enabled' if m.enabled else 'disabled'}.",
+              "error" if updated is None else "success")
+        return redirect(url_for(".index"), 303)
+    return render("admin/models/_row.html", model=m,
+                  error=form.form_errors[0] if updated is None else None)

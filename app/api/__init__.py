@@ -1,0 +1,52 @@
+"""/api/admin: JSON automation over the same services as the console."""
+from __future__ import annotations
+
+import hmac
+from functools import wraps
+
+from flask import Blueprint, current_app, g, request
+
+from app.errors import json_error
+from app.services import keys as key_service
+
+bp = Blueprint("api", __name__, url_prefix="/api/admin")
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+@bp.before_request
+def authenticate():
+    raw = _bearer()
+    if not raw:
+        return json_error(401, "Missing API key: send 'Authorization: Bearer <key>'",
+                          "missing_api_key")
+    master = current_app.config.get("GATEWAY_MASTER_KEY")
+    if master and hmac.compare_digest(raw.encode(), master.encode()):
+        g.actor = "master-key"
+        return None
+    key = key_service.find_by_secret(raw)
+    if key is None or not key_service.is_usable(key):
+        return json_error(401, "Invalid, disabled or expired API key", "invalid_api_key")
+    if "admin" not in (key.scopes or []):
+        return json_error(403, "This key lacks the 'admin' scope", "insufficient_scope")
+    g.actor = f"key:{key.prefix}"
+    return None
+
+
+def body() -> dict:
+    """The JSON object body, or a 400 in the API's error format."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        from app.services.errors import BadRequest
+        raise BadRequest("Request body must be a JSON object (Content-Type: application/json)")
+    return data
+
+
+
+
+from app.api import keys, models, providers  # noqa: E402,F401  (routes register on bp)

@@ -1,0 +1,134 @@
+"""flask CLI commands: users, keys, encryption key rotation, demo seed, health checks."""
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+
+import click
+from cryptography.fernet import Fernet
+from flask import Flask, current_app
+
+from app.services import health, keys, models, providers, users
+from app.services.errors import ServiceError
+
+
+def _fail(exc: ServiceError) -> None:
+    click.echo(f"error: {exc.message}", err=True)
+    sys.exit(1)
+
+
+def ensure_admin_from_env(app: Flask) -> str | None:
+    """Create the admin from GATEWAY_ADMIN_USER/PASSWORD when no user exists yet."""
+    username, password = app.config.get("GATEWAY_ADMIN_USER"), app.config.get("GATEWAY_ADMIN_PASSWORD")
+    if not (username and password) or users.count() > 0:
+        return None
+    users.create(username, password, "admin", actor="startup")
+    return username
+
+
+def register(app: Flask) -> None:
+    @app.cli.command("create-admin")
+    @click.option("--username", prompt=True)
+    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+    @click.option("--role", type=click.Choice(["admin", "viewer"]), default="admin")
+    def create_admin(username, password, role):
+        """Create a console user (admin by default)."""
+        try:
+            users.create(username, password, role, actor="cli")
+        except ServiceError as exc:
+            _fail(exc)
+        click.echo(f"created {role} '{username}'")
+
+    @app.cli.command("ensure-admin")
+    @click.option("--generate", is_flag=True,
+                  help="with no user and no GATEWAY_ADMIN_* set, create 'admin' with a random password and print it")
+    def ensure_admin(generate):
+        """Create the admin from GATEWAY_ADMIN_USER/GATEWAY_ADMIN_PASSWORD if no user exists."""
+        try:
+            created = ensure_admin_from_env(current_app)
+            if created:
+                click.echo(f"created admin '{created}' from GATEWAY_ADMIN_USER")
+            elif users.count() == 0 and generate:
+                password = secrets.token_urlsafe(12)
+                users.create("admin", password, "admin", actor="startup")
+                click.echo("=" * 60)
+                click.echo("  created the first console user (shown once):")
+                click.echo("    username: admin")
+                click.echo(f"    password: {password}")
+                click.echo("=" * 60)
+            else:
+                click.echo(f"{users.count()} console user(s) exist; no admin created")
+        except ServiceError as exc:
+            _fail(exc)
+
+    @app.cli.command("create-key")
+    @click.option("--name", required=True)
+    @click.option("--scopes", default="chat,embeddings,models", show_default=True,
+                  help="comma-separated: chat, embeddings, models, admin")
+    @click.option("--owner", default=None)
+    @click.option("--models", "allowed", default="", help="comma-separated allowed models (empty = all)")
+    def create_key(name, scopes, owner, allowed):
+        """Create a gateway key; prints only the key (shown this once)."""
+        try:
+            _, raw = keys.create({"name": name, "scopes": scopes, "owner": owner,
+                                  "allowed_models": allowed}, actor="cli")
+        except ServiceError as exc:
+            _fail(exc)
+        click.echo(raw)
+
+    @app.cli.command("rotate-encryption-key")
+    def rotate_encryption_key():
+        """Re-encrypt all provider secrets with the newest key in GATEWAY_ENCRYPTION_KEYS."""
+        rotated, errors = providers.rotate_all(actor="cli")
+        click.echo(f"re-encrypted {rotated} secret(s) with key {_current_key_id()}")
+        for err in errors:
+            click.echo(f"error: {err}", err=True)
+        if errors:
+            sys.exit(1)
+
+    @app.cli.command("generate-encryption-key")
+    def generate_encryption_key():
+        """Print a new Fernet key to put first in GATEWAY_ENCRYPTION_KEYS."""
+        click.echo(Fernet.generate_key().decode())
+
+    @app.cli.command("seed-demo")
+    @click.option("--base-url", default="http://127.0.0.1:18000/v1", show_default=True,
+                  help="an OpenAI-compatible upstream, e.g. shared/bench/fake_upstream.py")
+    @click.option("--name", default="Demo (fake upstream)", show_default=True)
+    @click.option("--model", "model_ids", multiple=True, default=("fake-model",), show_default=True)
+    def seed_demo(base_url, name, model_ids):
+        """Create a demo OpenAI-compatible provider and models pointing at a local fake upstream."""
+        existing = next((p for p in providers.list_all() if p.name == name), None)
+        try:
+            provider = existing or providers.create(
+                {"name": name, "type": "openai-compatible", "api_base": base_url,
+                 "api_key": "sk-demo-not-a-real-key", "trust_level": "local"}, actor="seed")
+            for mid in model_ids:
+                if not any(m.model_id == mid for m in provider.models):
+                    models.create({"provider_id": provider.id, "model_id": mid,
+                                   "kind": "embedding" if "embed" in mid else "chat",
+                                   "supports_tools": True, "input_price_per_mtok": "0.15",
+                                   "output_price_per_mtok": "0.60"}, actor="seed")
+        except ServiceError as exc:
+            _fail(exc)
+        click.echo(f"provider '{provider.name}' (id {provider.id}) -> {base_url}, "
+                   f"models: {', '.join(model_ids)}")
+
+    @app.cli.command("health-check")
+    @click.option("--loop", is_flag=True, help="keep running every GATEWAY_HEALTH_INTERVAL seconds")
+    def health_check(loop):
+        """Check every enabled provider now (cron-able), or forever with --loop."""
+        while True:
+            for name, result in health.check_all("cli"):
+                extra = f" {result['latency_ms']} ms" if result["latency_ms"] is not None else ""
+                err = f" ({result['error']})" if result["error"] else ""
+                click.echo(f"{name}: {result['status']}{extra}{err}")
+            if not loop:
+                break
+            time.sleep(current_app.config["HEALTH_CHECK_INTERVAL"])
+
+
+def _current_key_id() -> str:
+    from app.services.secrets import get_box
+    return get_box().current_id

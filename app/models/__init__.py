@@ -1,0 +1,13 @@
+"""SQLAlchemy models, one module per aggregate."""
+from app.models.audit import AuditLog
+from app.models.base import utcnow
+from app.models.health import HealthCheck
+from app.models.key import GatewayKey
+from app.models.model import Model
+from app.models.provider import Provider
+from app.models.state import GatewayState
+from app.models.usage import UsageRecord
+from app.models.user import User
+
+__all__ = ["AuditLog", "GatewayKey", "HealthCheck", "Model", "Provider", "GatewayState", "UsageRecord", "User",
+           "utcnow"]

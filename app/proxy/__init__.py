@@ -1,0 +1,127 @@
+"""/v1: the OpenAI-compatible proxy face. Views authenticate, parse and format; services do the rest."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, request
+
+from app.providers.common import dumps, loads
+from app.services import runtime
+from app.services.completions import Call, JSONResult, Proxy, ProxyError
+from app.services.transport import make_transport
+from app.services.usage import writer
+
+bp = Blueprint("proxy", __name__, url_prefix="/v1")
+SCOPE_FOR = {"chat": "chat", "embeddings": "embeddings", "models": "models"}
+
+
+def proxy() -> Proxy:
+    ext = current_app.extensions
+    p = ext.get("gateway_proxy")
+    if p is None:
+        p = ext["gateway_proxy"] = Proxy(make_transport(current_app.config.get("GATEWAY_HTTP_CLIENT", "gevent")),
+                                         writer().record)
+    return p
+
+
+def _json(status: int, payload, headers: dict | None = None) -> Response:
+    body = payload if isinstance(payload, bytes) else dumps(payload)
+    return Response(body, status=status, mimetype="application/json", headers=headers)
+
+
+def _error(err: ProxyError) -> Response:
+    return _json(err.status, err.to_openai(), err.headers)
+
+
+def _raw_key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def _authenticate(scope: str):
+    """(snapshot, key) or raise ProxyError 401/403."""
+    snap = runtime.cache().get()
+    raw = _raw_key()
+    if not raw:
+        raise ProxyError(401, "You didn't provide an API key. Send 'Authorization: Bearer <key>'.",
+                         type_="authentication_error", code="missing_api_key")
+    key = runtime.authenticate(raw, snap)
+    if key is None:
+        raise ProxyError(401, "Incorrect, disabled or expired API key.",
+                         type_="authentication_error", code="invalid_api_key")
+    if not key.ip_allowed(request.remote_addr):
+        raise ProxyError(403, "This API key may not be used from your IP address.",
+                         type_="permission_error", code="ip_not_allowed")
+    if scope not in key.scopes:
+        raise ProxyError(403, f"This API key lacks the '{scope}' scope.",
+                         type_="permission_error", code="insufficient_scope")
+    return snap, key
+
+
+def _body() -> dict:
+    if not request.mimetype or request.mimetype != "application/json":
+        if request.content_type and "json" not in request.content_type:
+            raise ProxyError(415, "Content-Type must be application/json", code="unsupported_media_type")
+    try:
+        body = loads(request.get_data(cache=False) or b"")
+    except (ValueError, UnicodeDecodeError):
+        raise ProxyError(400, "We could not parse the JSON body of your request.",
+                         code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ProxyError(400, "The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _deliver(result) -> Response:
+    if isinstance(result, JSONResult):
+        return _json(result.status, result.body, result.headers)
+    headers = {**result.headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(result.chunks, status=200, mimetype="text/event-stream", headers=headers,
+                    direct_passthrough=True)
+
+
+@bp.post("/chat/completions")
+def chat_completions():
+    try:
+        snap, key = _authenticate("chat")
+        body = _body()
+    except ProxyError as err:
+        return _error(err)
+    return _deliver(proxy().chat(snap, Call(key=key, endpoint="chat"), body))
+
+
+@bp.post("/embeddings")
+def embeddings():
+    try:
+        snap, key = _authenticate("embeddings")
+        body = _body()
+    except ProxyError as err:
+        return _error(err)
+    return _deliver(proxy().embeddings(snap, Call(key=key, endpoint="embeddings"), body))
+
+
+def _model_obj(route) -> dict:
+    return {"id": route.name, "object": "model", "created": route.created, "owned_by": route.owned_by}
+
+
+@bp.get("/models")
+def list_models():
+    try:
+        snap, key = _authenticate("models")
+    except ProxyError as err:
+        return _error(err)
+    data = [_model_obj(routes[0]) for name, routes in sorted(snap.by_name.items()) if key.may_use(name)]
+    return _json(200, {"object": "list", "data": data})
+
+
+@bp.get("/models/<path:model_id>")
+def get_model(model_id: str):
+    try:
+        snap, key = _authenticate("models")
+    except ProxyError as err:
+        return _error(err)
+    routes = snap.resolve(model_id)
+    if not routes or not key.may_use(routes[0].name):
+        return _error(ProxyError(404, f"The model '{model_id}' does not exist or you do not have "
+                                 "access to it.", code="model_not_found", param="model"))
+    return _json(200, _model_obj(routes[0]))

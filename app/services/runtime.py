@@ -1,0 +1,194 @@
+"""In-memory snapshot of keys, models and providers for the proxy's hot path.
+
+The proxy never queries the DB per request: it reads a Snapshot rebuilt only when the shared
+config version (bumped by every console/API change, see services.state) moves. The version is
+polled at most every CACHE_TTL_SECONDS per worker, so a change reaches every worker and host
+within that time, and an idle key costs nothing.
+"""
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+
+from app.extensions import db
+from app.models import GatewayKey, Model, Provider, utcnow
+from app.providers.base import Adapter
+from app.providers.registry import get_adapter
+from app.services import providers as provider_service
+from app.services import state
+from app.services.keys import hash_key
+
+log = logging.getLogger(__name__)
+MTOK = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: int
+    name: str
+    prefix: str
+    owner: str | None
+    scopes: frozenset[str]
+    allowed_models: tuple[str, ...]
+    expires_at: datetime | None
+    usable: bool
+    limits: dict[str, Any]
+    budget: dict[str, Any]
+    allowed_ips: tuple[Any, ...]
+    tags: dict[str, Any]
+
+    def active(self, now: datetime) -> bool:
+        return self.usable and (self.expires_at is None or self.expires_at > now)
+
+    def may_use(self, model_name: str) -> bool:
+        if not self.allowed_models:
+            return True
+        return any(fnmatch.fnmatchcase(model_name, pattern) for pattern in self.allowed_models)
+
+    def ip_allowed(self, ip: str | None) -> bool:
+        if not self.allowed_ips:
+            return True
+        try:
+            addr = ipaddress.ip_address(ip or "")
+        except ValueError:
+            return False
+        return any(addr in net for net in self.allowed_ips)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One deployment: a model on a provider, with the adapter ready to use."""
+
+    model_pk: int
+    name: str
+    upstream_id: str
+    kind: str
+    provider_id: int
+    provider_name: str
+    adapter: Adapter | None
+    adapter_error: str | None
+    connect_timeout: float
+    read_timeout: float
+    input_price: Decimal
+    output_price: Decimal
+    cached_price: Decimal | None
+    supports_streaming: bool
+    created: int
+    owned_by: str
+    priority: int = 0
+    weight: int = 1
+
+    def cost(self, prompt: int, completion: int, cached: int = 0) -> Decimal:
+        """Exact cost in USD: cached input tokens at the cached price when the model has one."""
+        cached = min(cached, prompt) if self.cached_price is not None else 0
+        total = ((prompt - cached) * self.input_price + completion * self.output_price
+                 + cached * (self.cached_price or Decimal(0)))
+        return (total / MTOK).quantize(Decimal("0.00000001"))
+
+
+@dataclass
+class Snapshot:
+    version: int
+    keys: dict[str, KeyInfo] = field(default_factory=dict)  # by sha256
+    by_name: dict[str, list[Route]] = field(default_factory=dict)
+    by_upstream: dict[str, list[Route]] = field(default_factory=dict)
+
+    def resolve(self, model: str) -> list[Route]:
+        """Public name/alias first, then the upstream id."""
+        return self.by_name.get(model) or self.by_upstream.get(model) or []
+
+
+def _build(version: int) -> Snapshot:
+    snap = Snapshot(version=version)
+    for k in db.session.scalars(db.select(GatewayKey).where(GatewayKey.revoked_at.is_(None))):
+        nets = []
+        for cidr in k.allowed_ips or []:
+            try:
+                nets.append(ipaddress.ip_network(cidr, strict=False))
+            except ValueError:
+                continue
+        snap.keys[k.key_hash] = KeyInfo(
+            id=k.id, name=k.name, prefix=k.prefix, owner=k.owner, scopes=frozenset(k.scopes or []),
+            allowed_models=tuple(k.allowed_models or []), expires_at=k.expires_at,
+            usable=bool(k.enabled), limits=dict(k.limits or {}), budget=dict(k.budget or {}),
+            allowed_ips=tuple(nets), tags=dict(k.tags or {}))
+    rows = db.session.execute(
+        db.select(Model, Provider).join(Provider)
+        .where(Model.enabled.is_(True), Provider.enabled.is_(True))
+        .order_by(Model.priority, Model.id)).all()
+    adapters: dict[int, tuple[Adapter | None, str | None]] = {}
+    for model, provider in rows:
+        if provider.id not in adapters:
+            try:
+                adapters[provider.id] = (get_adapter(provider_service.provider_config(provider)), None)
+            except Exception as exc:  # undecryptable secret, unknown type: fail the route, not the cache
+                log.error("provider %s unusable: %s", provider.name, exc)
+                adapters[provider.id] = (None, f"provider '{provider.name}' is misconfigured: {exc}")
+        adapter, error = adapters[provider.id]
+        route = Route(
+            model_pk=model.id, name=model.name, upstream_id=model.model_id, kind=model.kind,
+            provider_id=provider.id, provider_name=provider.name, adapter=adapter,
+            adapter_error=error, connect_timeout=provider.connect_timeout,
+            read_timeout=provider.read_timeout,
+            input_price=Decimal(model.input_price_per_mtok or 0),
+            output_price=Decimal(model.output_price_per_mtok or 0),
+            cached_price=(Decimal(model.cached_input_price_per_mtok)
+                          if model.cached_input_price_per_mtok is not None else None),
+            supports_streaming=model.supports_streaming,
+            created=int(model.created_at.timestamp()), owned_by=provider.slug,
+            priority=model.priority, weight=model.weight)
+        snap.by_name.setdefault(model.name, []).append(route)
+        snap.by_upstream.setdefault(model.model_id, []).append(route)
+    return snap
+
+
+class RuntimeCache:
+    def __init__(self, ttl: float):
+        self.ttl = ttl
+        self._snap: Snapshot | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> Snapshot:
+        now = time.monotonic()
+        snap = self._snap
+        if snap is not None and now - self._checked < self.ttl:
+            return snap
+        with self._lock:
+            if self._snap is not None and time.monotonic() - self._checked < self.ttl:
+                return self._snap
+            version = state.version()
+            if self._snap is None or version != self._snap.version:
+                self._snap = _build(version)
+            self._checked = time.monotonic()
+            db.session.rollback()  # end the read transaction: the hot path holds no connection
+            return self._snap
+
+    def invalidate(self) -> None:
+        self._checked = 0.0
+
+
+def cache() -> RuntimeCache:
+    ext = current_app.extensions
+    rc = ext.get("gateway_runtime")
+    if rc is None:
+        rc = ext["gateway_runtime"] = RuntimeCache(current_app.config["CACHE_TTL_SECONDS"])
+    return rc
+
+
+def authenticate(raw: str | None, snap: Snapshot) -> KeyInfo | None:
+    if not raw or len(raw) > 256:
+        return None
+    info = snap.keys.get(hash_key(raw))
+    if info is None or not info.active(utcnow()):
+        return None
+    return info

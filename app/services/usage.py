@@ -1,0 +1,126 @@
+"""Batched usage writer: requests append plain dicts; a background flusher writes them in bulk.
+
+The request path never waits on the DB. Records are flushed every USAGE_FLUSH_INTERVAL seconds
+(one transaction per batch), at worker exit (gunicorn worker_exit hook and atexit), and when
+a batch fills. If the DB is unavailable the batch is kept and retried, bounded by
+MAX_PENDING; anything dropped beyond that is counted and logged, never silently lost.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections import deque
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app
+
+from app.extensions import db
+from app.models import GatewayKey, UsageRecord, utcnow
+
+log = logging.getLogger(__name__)
+MAX_PENDING = 200_000
+BATCH = 2_000
+
+
+def _sleep(seconds: float) -> None:
+    try:
+        from gevent import monkey, sleep
+        if monkey.is_module_patched("threading"):
+            return sleep(seconds)
+    except ImportError:  # pragma: no cover
+        pass
+    import time
+    time.sleep(seconds)
+
+
+class UsageWriter:
+    def __init__(self, app: Flask):
+        self.app = app
+        self.interval = app.config["USAGE_FLUSH_INTERVAL"]
+        self.pending: deque[dict[str, Any]] = deque()
+        self.dropped = 0
+        self.written = 0
+        self._started = False
+        self._flush_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+
+    def record(self, row: dict[str, Any]) -> None:
+        row.setdefault("created_at", utcnow())
+        if len(self.pending) >= MAX_PENDING:
+            self.pending.popleft()
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.error("usage writer backlog full: %d record(s) dropped so far", self.dropped)
+        self.pending.append(row)
+        if self.interval <= 0:
+            self.flush()
+        elif not self._started:
+            self._start()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
+            atexit.register(self.flush)
+            thread = threading.Thread(target=self._loop, name="usage-writer", daemon=True)
+            thread.start()  # a greenlet under gevent's monkey-patching
+
+    def _loop(self) -> None:
+        while True:
+            _sleep(self.interval)
+            try:
+                self.flush()
+            except Exception:  # never let the flusher die
+                log.exception("usage flush failed; will retry")
+
+    def flush(self) -> int:
+        """Write everything pending; returns the number of rows written."""
+        with self._flush_lock:
+            total = 0
+            while self.pending:
+                batch = [self.pending.popleft() for _ in range(min(BATCH, len(self.pending)))]
+                try:
+                    with self.app.app_context():
+                        self._write(batch)
+                except Exception:
+                    log.exception("usage batch of %d not written; keeping it for retry", len(batch))
+                    self.pending.extendleft(reversed(batch))
+                    break
+                total += len(batch)
+            self.written += total
+            return total
+
+    @staticmethod
+    def _write(batch: list[dict[str, Any]]) -> None:
+        try:
+            db.session.execute(db.insert(UsageRecord), batch)
+            last_used: dict[int, datetime] = {}
+            for row in batch:
+                kid = row.get("key_id")
+                if kid is not None and (kid not in last_used or row["created_at"] > last_used[kid]):
+                    last_used[kid] = row["created_at"]
+            for kid, at in last_used.items():
+                db.session.execute(db.update(GatewayKey).where(GatewayKey.id == kid)
+                                   .values(last_used_at=at))
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+        finally:
+            db.session.remove()
+
+
+def writer() -> UsageWriter:
+    ext = current_app.extensions
+    w = ext.get("gateway_usage_writer")
+    if w is None:
+        w = ext["gateway_usage_writer"] = UsageWriter(current_app._get_current_object())
+    return w
+
+
+def flush_app(app: Flask) -> int:
+    w = app.extensions.get("gateway_usage_writer")
+    return w.flush() if w is not None else 0

@@ -1,0 +1,41 @@
+"""gunicorn settings: gevent workers; `gunicorn wsgi:app` picks this file up from the cwd."""
+import os
+
+bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GATEWAY_WORKERS", "2"))
+worker_class = "gevent"
+worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS", "10000"))
+timeout = 120            # a worker silent this long is restarted
+graceful_timeout = 60    # streams in flight get this long to finish on SIGTERM/HUP
+keepalive = 75
+accesslog = os.environ.get("GATEWAY_ACCESS_LOG") or None
+loglevel = os.environ.get("GATEWAY_LOG_LEVEL", "info")
+
+
+def when_ready(server):
+    """Once, in the master: create the admin from the environment if there is no user yet."""
+    from app import create_app
+    from app.cli import ensure_admin_from_env
+
+    app = create_app()
+    with app.app_context():
+        try:
+            created = ensure_admin_from_env(app)
+            if created:
+                server.log.info("created admin user %r from GATEWAY_ADMIN_USER", created)
+        except Exception as exc:  # e.g. schema not migrated yet: say so, keep serving
+            server.log.warning("could not create the admin from the environment: %s", exc)
+
+
+def post_worker_init(worker):
+    """Per worker: background greenlets (scheduled health checks with a shared lease, usage writer)."""
+    import gevent
+
+    app = worker.wsgi if hasattr(worker, "wsgi") else None
+    try:
+        from wsgi import app as flask_app
+    except Exception:  # pragma: no cover
+        flask_app = app
+    from app.services import health
+
+    gevent.spawn(health.scheduler_loop, flask_app)
