@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from app.models import utcnow
+from app.providers.registry import PRESETS, PROVIDER_TYPES
 
 
 def dt(value: datetime | None) -> str:
@@ -72,7 +73,16 @@ def diff_items(diff: dict | None) -> list[tuple[str, str | None, str]]:
     return rows
 
 
+def type_label(provider) -> str:
+    """"Groq" for a preset, "Azure OpenAI" for a type: what an operator recognises."""
+    preset = (provider.config or {}).get("preset")
+    if preset in PRESETS:
+        return PRESETS[preset].get("label", preset)
+    return dict(PROVIDER_TYPES).get(provider.type, provider.type)
+
+
 def register(bp) -> None:
     for name, func in (("dt", dt), ("ago", ago), ("money", money), ("ms", ms),
-                       ("thousands", thousands), ("diff_items", diff_items)):
+                       ("thousands", thousands), ("diff_items", diff_items),
+                       ("type_label", type_label)):
         bp.add_app_template_filter(func, name)

@@ -47,7 +47,7 @@ class _GeventResponse(UpstreamResponse):
     def __init__(self, resp):
         self._resp = resp
         self.status = resp.status_code
-        self.headers = {k.lower(): v for k, v in resp.headers.items()}
+        self.headers = {k.lower(): v for k, v in resp.items()}
 
     def read(self, limit: int = MAX_BODY) -> bytes:
         try:
@@ -70,15 +70,40 @@ class _GeventResponse(UpstreamResponse):
         finally:
             self.close()
 
+    def _read_some(self, size: int) -> bytes:
+        """Whatever body bytes are available now (>=1), b"" at the end.
+
+        geventhttpclient's public read(n) waits for n bytes, which would hold back stream chunks;
+        this reads one socket recv at a time through the response's own parser (its
+        `_body_buffer`/`_sock`, stable since 1.x; covered by the e2e streaming timing test).
+        """
+        resp = self._resp
+        while True:
+            buf = resp._body_buffer
+            if buf:
+                out = bytes(buf)
+                del buf[:]
+                return out
+            sock = resp._sock
+            if resp.message_complete or sock is None:
+                return b""
+            data = sock.recv(size)
+            resp.feed(data)
+            if not data:
+                if not resp._body_buffer:
+                    return b""
+
     def iter_chunks(self) -> Iterator[bytes]:
         try:
             while True:
                 try:
-                    block = self._resp.read(16384)
+                    block = self._read_some(16384)
                 except (socket.timeout, TimeoutError) as exc:
                     raise TransportError("timeout", "upstream stream read timed out") from exc
                 except OSError as exc:
                     raise TransportError("protocol", "upstream stream broke off") from exc
+                except Exception as exc:  # HTTP parser errors mid-body
+                    raise TransportError("protocol", f"upstream stream broke off ({type(exc).__name__})") from exc
                 if not block:
                     return
                 yield block
