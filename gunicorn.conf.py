@@ -28,14 +28,20 @@ def when_ready(server):
 
 
 def post_worker_init(worker):
-    """Per worker: background greenlets (scheduled health checks with a shared lease, usage writer)."""
+    """Per worker: the scheduled health checks (one runner per round across workers via a DB lease)."""
     import gevent
 
-    app = worker.wsgi if hasattr(worker, "wsgi") else None
-    try:
-        from wsgi import app as flask_app
-    except Exception:  # pragma: no cover
-        flask_app = app
     from app.services import health
 
-    gevent.spawn(health.scheduler_loop, flask_app)
+    gevent.spawn(health.scheduler_loop, worker.wsgi)
+
+
+def worker_exit(server, worker):
+    """Graceful stop: write every pending usage record before the worker goes."""
+    from app.services.usage import flush_app
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None:
+        written = flush_app(app)
+        if written:
+            server.log.info("worker %s flushed %d usage record(s) on exit", worker.pid, written)

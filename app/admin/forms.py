@@ -14,6 +14,11 @@ from wtforms import (BooleanField, DateField, DecimalField, FloatField, IntegerF
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+try:  # WTForms >= 3.3 deprecates (value, label) tuples and optgroup dicts
+    from wtforms.fields.choices import SelectChoice
+except ImportError:  # pragma: no cover - older WTForms
+    SelectChoice = None
+
 from app.extensions import db
 from app.models.key import SCOPES
 from app.models.model import KINDS
@@ -22,6 +27,20 @@ from app.services.errors import ServiceError
 from app.services.keys import LIMIT_FIELDS, PERIODS
 
 # --- shared --------------------------------------------------------------------------------------
+
+
+def options(pairs, optgroup: str | None = None) -> list:
+    """(value, label) pairs as select choices for whichever WTForms is installed."""
+    if SelectChoice is None:
+        return list(pairs)
+    return [SelectChoice(value, label, optgroup=optgroup) for value, label in pairs]
+
+
+def grouped_options(groups: dict[str, list]) -> list | dict:
+    """{"group label": [(value, label), ...]} rendered as <optgroup>s."""
+    if SelectChoice is None:
+        return groups
+    return [choice for group, pairs in groups.items() for choice in options(pairs, group)]
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -101,6 +120,7 @@ FIELD_TEXT = {  # label, help for per-type fields; unknown names fall back to a 
     "anthropic_beta": ("anthropic-beta header", "Comma-separated beta flags (optional)."),
     "organization": ("Organization ID", "Sent as OpenAI-Organization (optional)."),
     "project": ("Project ID", "Sent as OpenAI-Project (optional)."),
+    "keep_alive": ("Keep alive", "How long Ollama keeps the model loaded, e.g. 5m (optional)."),
 }
 
 
@@ -116,7 +136,7 @@ class ProviderForm(FlaskForm):
     type = SelectField("Type", choices=[])
     api_base = StringField("API base URL", [Optional(), Length(max=500)],
                            render_kw={"placeholder": "https://api.example.com/v1"})
-    trust_level = SelectField("Trust level", choices=[(t, TRUST_HELP[t]) for t in TRUST_LEVELS],
+    trust_level = SelectField("Trust level", choices=options((t, TRUST_HELP[t]) for t in TRUST_LEVELS),
                               default="public")
     connect_timeout = FloatField("Connect timeout (s)", [Optional(), NumberRange(0.1, 600)],
                                  default=5.0)
@@ -170,7 +190,7 @@ def provider_form(type_choices: dict, adapter, *, with_api_version: bool, **kwar
                                     render_kw={"autocomplete": "new-password"})
     form_class = type("TypedProviderForm", (ProviderForm,), attrs)
     form = form_class(**kwargs)
-    form.type.choices = type_choices
+    form.type.choices = grouped_options(type_choices)
     form.config_names = config_names
     form.secret_names = secret_names
     form.optional_secrets = tuple(getattr(adapter, "optional_secret_fields", ()))
@@ -189,7 +209,7 @@ class ModelForm(FlaskForm):
                            description="Exactly as the provider names it, e.g. gpt-4o-mini.")
     name = StringField("Public name (alias)", [Optional(), Length(max=200)],
                        description="What clients send as \"model\". Blank = the upstream ID.")
-    kind = SelectField("Kind", choices=[(k, k.capitalize()) for k in KINDS], default="chat")
+    kind = SelectField("Kind", choices=options((k, k.capitalize()) for k in KINDS), default="chat")
     supports_streaming = BooleanField("Streaming", default=True)
     supports_tools = BooleanField("Tools / function calling")
     supports_vision = BooleanField("Vision (image input)")
@@ -231,7 +251,7 @@ class KeyForm(FlaskForm):
     name = StringField("Name", [DataRequired(), Length(max=120)],
                        description="What the key is for, e.g. \"billing-service prod\".")
     owner = StringField("Owner", [Optional(), Length(max=120)], description="A person or team.")
-    scopes = MultiCheckboxField("Scopes", choices=[(s, SCOPE_HELP.get(s, s)) for s in SCOPES],
+    scopes = MultiCheckboxField("Scopes", choices=options((s, SCOPE_HELP.get(s, s)) for s in SCOPES),
                                 default=["chat", "embeddings", "models"])
     allowed_models = TextAreaField("Allowed models", [Optional(), Length(max=20000)],
                                    description="Comma or newline separated public names. Blank = all models.",
@@ -247,7 +267,7 @@ class KeyForm(FlaskForm):
     concurrency = IntegerField("Concurrent requests", [Optional(), NumberRange(1, 10**12)])
     budget_amount = DecimalField("Budget (USD)", [Optional(), NumberRange(0, 10**9)], places=None,
                                  description="Blank = no budget.")
-    budget_period = SelectField("Budget period", choices=[(p, p.capitalize()) for p in PERIODS],
+    budget_period = SelectField("Budget period", choices=options((p, p.capitalize()) for p in PERIODS),
                                 default="month")
     budget_soft_pct = IntegerField("Warn at (% of budget)", [Optional(), NumberRange(1, 100)],
                                    default=80)

@@ -12,13 +12,13 @@ def is_fragment_request() -> bool:
             and headers.get("HX-History-Restore-Request") != "true")
 
 
-def render(page: str, partial: str | None = None, status: int = 200, **context) -> ResponseReturnValue:
-    """Render `partial` for htmx requests and `page` otherwise; both share one context.
+def render(full: str, partial: str | None = None, /, status: int = 200, **context) -> ResponseReturnValue:
+    """Render `partial` for htmx requests and `full` otherwise; both share one context.
 
     The full page `{% include %}`s the partial, so there is one template for the markup.
     `Vary: HX-Request` keeps caches from serving one shape in place of the other.
     """
-    template = partial if partial and is_fragment_request() else page
+    template = partial if partial and is_fragment_request() else full
     response = make_response(render_template(template, **context), status)
     response.vary.add("HX-Request")
     return response

@@ -5,7 +5,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.admin.access import admin_only
-from app.admin.forms import CAPABILITIES, ConfirmForm, ModelForm, attempt, plain_decimal
+from app.admin.forms import CAPABILITIES, ConfirmForm, ModelForm, attempt, options, plain_decimal
 from app.admin.htmx import is_fragment_request, render
 from app.models.model import KINDS
 from app.services import models as model_service
@@ -17,7 +17,7 @@ PRICES = ("input_price_per_mtok", "output_price_per_mtok", "cached_input_price_p
 
 def _form(**kwargs) -> ModelForm:
     form = ModelForm(**kwargs)
-    form.provider_id.choices = [(p.id, p.name) for p in provider_service.list_all()]
+    form.provider_id.choices = options((p.id, p.name) for p in provider_service.list_all())
     return form
 
 

@@ -285,10 +285,12 @@ def frame_error(frame: EventFrame, provider: str = "",
     mtype = frame.headers.get(":message-type")
     if mtype == "exception":
         name = str(frame.headers.get(":exception-type") or "")
-        try:
-            message, *_ = extract_error_fields(loads(frame.payload)) if frame.payload else (None,)
-        except ValueError:
-            message = None
+        message = None
+        if frame.payload:
+            try:
+                message = extract_error_fields(loads(frame.payload))[0]
+            except ValueError:
+                pass
         status = EXCEPTION_STATUS.get(name.lower(), 500)
         return error_for_status(status, message or name or "Upstream stream error.",
                                 provider=provider, secrets=secrets)

@@ -217,11 +217,11 @@ def extract_error_fields(obj: Any) -> tuple[str | None, str | None, str | None, 
             return val, obj.get("type") if isinstance(obj.get("type"), str) else None, \
                 (str(code) if code else None), None
         if isinstance(val, list) and val:  # FastAPI validation errors
-            return scrub_str(val), None, None, None
+            return _as_text(val), None, None, None
     return None, None, None, None
 
 
-def scrub_str(val: Any) -> str:
+def _as_text(val: Any) -> str:
     return val if isinstance(val, str) else dumps_str(val)
 
 
@@ -270,6 +270,20 @@ def error_for_status(status: int, message: str | None = None, *, provider: str =
                              "invalid_request_error", code, "bad_request", param=param)
     return UpstreamError(502, text or f"{who} failed (HTTP {status}).", "api_error",
                          "upstream_error", "upstream_error")
+
+
+def timeout_error(provider: str = "") -> UpstreamError:
+    """For the core: the HTTP client timed out talking to the upstream (-> 504)."""
+    who = f"The upstream provider{f' {provider!r}' if provider else ''}"
+    return UpstreamError(504, f"{who} did not answer in time.", "api_error", "upstream_timeout",
+                         "timeout")
+
+
+def connection_error(provider: str = "") -> UpstreamError:
+    """For the core: the upstream could not be reached (DNS, refused, TLS...) (-> 502)."""
+    who = f"The upstream provider{f' {provider!r}' if provider else ''}"
+    return UpstreamError(502, f"{who} could not be reached.", "api_error", "upstream_unreachable",
+                         "upstream_error")
 
 
 def error_from_body(status: int, headers: Mapping[str, str] | None, data: bytes | None, *,

@@ -216,3 +216,13 @@ def test_get_adapter_known_unknown_and_preset():
     groq = registry.get_adapter(ProviderConfig(1, "g", "groq", "", secrets={"api_key": "k"}))
     req = groq.chat_request({"messages": [{"role": "user", "content": "hi"}]}, "llama-3.3")
     assert req.url == "https://api.groq.com/openai/v1/chat/completions"
+
+
+def test_client_side_failure_helpers():
+    from app.providers.common import connection_error, timeout_error
+    t = timeout_error("azure-east")
+    assert (t.status, t.code, t.error_class) == (504, "upstream_timeout", "timeout")
+    assert "azure-east" in t.message
+    c = connection_error()
+    assert (c.status, c.error_class) == (502, "upstream_error")
+    assert c.to_openai()["error"]["type"] == "api_error"

@@ -1,0 +1,83 @@
+/* Console behaviour that htmx does not cover: copy buttons, select-all, dismissible alerts,
+   and readable messages when an htmx request fails. No inline scripts anywhere. */
+(function () {
+  "use strict";
+
+  function toast(message, kind) {
+    var box = document.getElementById("toasts");
+    if (!box) return;
+    var el = document.createElement("div");
+    el.className = "toast toast-" + (kind || "error");
+    el.setAttribute("role", "alert");
+    el.textContent = message;
+    box.appendChild(el);
+    setTimeout(function () { el.classList.add("is-leaving"); }, 5000);
+    setTimeout(function () { el.remove(); }, 5600);
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    return new Promise(function (resolve, reject) {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      try { document.execCommand("copy") ? resolve() : reject(); } catch (e) { reject(e); }
+      area.remove();
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    var copy = event.target.closest("[data-copy]");
+    if (copy) {
+      var source = document.querySelector(copy.getAttribute("data-copy"));
+      if (!source) return;
+      source.select && source.select();
+      var label = copy.querySelector("span") || copy;
+      copyText(source.value || source.textContent).then(function () {
+        label.textContent = "Copied";
+        copy.classList.add("is-done");
+        setTimeout(function () { label.textContent = "Copy"; copy.classList.remove("is-done"); }, 2000);
+      }, function () { toast("Copy failed: select the key and press Ctrl+C.", "warning"); });
+      return;
+    }
+    var dismiss = event.target.closest("[data-dismiss]");
+    if (dismiss) {
+      var alert = dismiss.closest(".alert");
+      if (alert) alert.remove();
+      return;
+    }
+    if (event.target.closest("[data-back]")) {
+      history.length > 1 ? history.back() : (window.location.href = "/");
+    }
+  });
+
+  document.addEventListener("change", function (event) {
+    var all = event.target.closest("[data-check-all]");
+    if (!all) return;
+    var name = all.getAttribute("data-check-all");
+    document.querySelectorAll('input[type=checkbox][name="' + name + '"]:not(:disabled)').forEach(function (box) {
+      box.checked = all.checked;
+    });
+  });
+
+  // htmx does not swap 4xx/5xx responses: say what went wrong instead of failing silently.
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr, message = "Request failed (HTTP " + xhr.status + ").";
+    try {
+      var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      var text = doc.querySelector(".error-message");
+      if (text && text.textContent.trim()) message = text.textContent.trim();
+    } catch (e) { /* keep the generic message */ }
+    toast(message, "error");
+  });
+  document.addEventListener("htmx:sendError", function (event) {
+    if (event.detail.elt && event.detail.elt.id === "health-table") return; // polling retries by itself
+    toast("The console could not reach the server. Check your connection.", "error");
+  });
+})();
