@@ -90,6 +90,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "GATEWAY_ADMIN_PASSWORD": _env("GATEWAY_ADMIN_PASSWORD"),
         "CACHE_TTL_SECONDS": float(_env("GATEWAY_CACHE_TTL", "2")),
         "USAGE_FLUSH_INTERVAL": float(_env("GATEWAY_USAGE_FLUSH_INTERVAL", "1")),
+        # whole non-stream exchange / wait for a stream's first bytes, on top of per-read timeouts
+        "REQUEST_DEADLINE_SECONDS": float(_env("GATEWAY_REQUEST_DEADLINE", "600")),
+        "GATEWAY_HTTP_CLIENT": _env("GATEWAY_HTTP_CLIENT", "gevent"),
     }
     cfg.update(overrides)
     return cfg

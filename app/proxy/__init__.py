@@ -17,8 +17,9 @@ def proxy() -> Proxy:
     ext = current_app.extensions
     p = ext.get("gateway_proxy")
     if p is None:
-        p = ext["gateway_proxy"] = Proxy(make_transport(current_app.config.get("GATEWAY_HTTP_CLIENT", "gevent")),
-                                         writer().record)
+        cfg = current_app.config
+        p = ext["gateway_proxy"] = Proxy(make_transport(cfg.get("GATEWAY_HTTP_CLIENT", "gevent")),
+                                         writer().record, cfg.get("REQUEST_DEADLINE_SECONDS"))
     return p
 
 

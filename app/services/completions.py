@@ -11,6 +11,7 @@ import math
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
@@ -229,12 +230,49 @@ def _error_headers(err: UpstreamError | ProxyError) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------- the service
+class DeadlineExceeded(Exception):
+    pass
+
+
+@contextmanager
+def deadline(seconds: float | None):
+    """Bound a whole upstream exchange (connect + all reads), not just each socket read.
+
+    Uses gevent.Timeout under gevent (the served configuration); elsewhere the per-read
+    timeouts of the transport are the only bound.
+    """
+    if not seconds or seconds <= 0:
+        yield
+        return
+    try:
+        from gevent import Timeout, monkey
+        if not monkey.is_module_patched("socket"):
+            raise ImportError
+    except ImportError:
+        yield
+        return
+    timer = Timeout(seconds, DeadlineExceeded)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 class Proxy:
     """Binds a transport and a usage sink; one per app."""
 
-    def __init__(self, transport, record: Callable[[dict[str, Any]], None]):
+    def __init__(self, transport, record: Callable[[dict[str, Any]], None],
+                 request_deadline: float | None = None):
         self.transport = transport
         self.record = record
+        self.request_deadline = request_deadline
+
+    def _deadline_error(self, call: Call) -> UpstreamError:
+        name = call.route.provider_name if call.route else "upstream"
+        return UpstreamError(504, f"The request to '{name}' exceeded the gateway's deadline of "
+                             f"{self.request_deadline:g}s.", "timeout_error", "request_deadline",
+                             "timeout")
 
     # -- accounting
     def _record(self, call: Call, status: int, usage: Usage | None, error_class: str | None) -> None:
@@ -284,13 +322,16 @@ class Proxy:
             validate_chat(body)
             route = call.route = resolve(snap, call.key, body["model"], "chat")
             req = route.adapter.chat_request(body, route.upstream_id)
-            resp = self._send(call, route, req)
-            if call.stream:
-                return StreamResult(self._stream(call, route, resp, body),
-                                    {"x-request-id": call.request_id})
-            data = resp.read()
+            with deadline(self.request_deadline):
+                resp = self._send(call, route, req)
+                if call.stream:  # the deadline covers the wait for the stream to start
+                    return StreamResult(self._stream(call, route, resp, body),
+                                        {"x-request-id": call.request_id})
+                data = resp.read()
             call.mark_first_byte()
             obj, usage = route.adapter.parse_chat_response(data, route.name)
+        except DeadlineExceeded:
+            return self.fail(call, self._deadline_error(call))
         except (ProxyError, UpstreamError) as err:
             return self.fail(call, err)
         except TransportError as exc:
@@ -364,10 +405,13 @@ class Proxy:
             validate_embeddings(body)
             route = call.route = resolve(snap, call.key, body["model"], "embedding")
             datas = []
-            for req in route.adapter.embeddings_requests(body, route.upstream_id):
-                datas.append(self._send(call, route, req).read())
+            with deadline(self.request_deadline):
+                for req in route.adapter.embeddings_requests(body, route.upstream_id):
+                    datas.append(self._send(call, route, req).read())
             call.mark_first_byte()
             obj, usage = route.adapter.parse_embeddings_responses(datas, route.name, body)
+        except DeadlineExceeded:
+            return self.fail(call, self._deadline_error(call))
         except (ProxyError, UpstreamError) as err:
             return self.fail(call, err)
         except TransportError as exc:
