@@ -152,7 +152,8 @@ def test(provider_id: int):
         flash(f"{p.name}: {result['status']}" + (f" — {result['error']}" if result["error"] else ""),
               "success" if result["status"] == "healthy" else "error")
         return redirect(url_for(".detail", provider_id=p.id), 303)
-    return render("admin/providers/_test_result.html", provider=p, result=result)
+    return render("admin/providers/_test_result.html", provider=p, result=result, oob=True,
+                  history=health.history(p.id, limit=20))
 
 
 @bp.route("/<int:provider_id>/import", methods=("GET", "POST"))

@@ -41,7 +41,7 @@ def make(type_):
 @responses.activate
 def test_healthy(app, type_):
     p, url, body = make(type_)
-    responses.get(url, json=body, match_querystring=False)
+    responses.get(url, json=body)
     result = health.check(p)
     assert result["status"] == "healthy", result
     assert result["error"] is None and result["latency_ms"] is not None
@@ -63,8 +63,7 @@ def test_healthy(app, type_):
 @responses.activate
 def test_unauthorized(app, type_):
     p, url, _ = make(type_)
-    responses.get(url, status=401, json={"error": {"message": "invalid x-api-key", "type": "authentication_error"}},
-                  match_querystring=False)
+    responses.get(url, status=401, json={"error": {"message": "invalid x-api-key", "type": "authentication_error"}})
     result = health.check(p)
     assert result["status"] == "unhealthy"
     assert result["error"].startswith("HTTP 401")
@@ -75,7 +74,7 @@ def test_unauthorized(app, type_):
 @responses.activate
 def test_timeout(app, type_):
     p, url, _ = make(type_)
-    responses.get(url, body=requests.exceptions.ReadTimeout("slow"), match_querystring=False)
+    responses.get(url, body=requests.exceptions.ReadTimeout("slow"))
     result = health.check(p)
     assert result["status"] == "unhealthy" and "timed out" in result["error"]
 
