@@ -9,6 +9,7 @@ from datetime import datetime, time, timezone
 from decimal import Decimal
 
 from flask_wtf import FlaskForm
+from sqlalchemy.exc import IntegrityError
 from wtforms import (BooleanField, DateField, DecimalField, FloatField, IntegerField,
                      PasswordField, SelectField, SelectMultipleField, StringField, TextAreaField)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
@@ -67,13 +68,23 @@ def apply_service_error(form: FlaskForm, exc: ServiceError, aliases: dict[str, s
 
 
 def attempt(form: FlaskForm, action, *args, aliases: dict[str, str] | None = None):
-    """Call a service write; on ServiceError roll back, put the errors on the form, return None."""
+    """Call a service write; on ServiceError roll back, put the errors on the form, return None.
+
+    no_autoflush: an update's uniqueness check queries the table while the edited row is still
+    pending; autoflushing it first would hit the UNIQUE constraint (a 500) before the service
+    could raise its Conflict (a form error).
+    """
     try:
-        return action(*args)
+        with db.session.no_autoflush:
+            return action(*args)
     except ServiceError as exc:
         db.session.rollback()
         apply_service_error(form, exc, aliases)
-        return None
+    except IntegrityError:  # a concurrent write won a race the service's check could not see
+        db.session.rollback()
+        form.form_errors.append("This conflicts with a record that was just saved elsewhere; "
+                                "reload and try again.")
+    return None
 
 
 def plain_decimal(value: Decimal | float | None) -> Decimal | None:
@@ -172,7 +183,8 @@ class ProviderForm(FlaskForm):
         return data
 
 
-def provider_form(type_choices: dict, adapter, *, with_api_version: bool, **kwargs) -> ProviderForm:
+def provider_form(type_choices: dict, adapter, *, with_api_version: bool,
+                  optional_secrets: tuple[str, ...] | None = None, **kwargs) -> ProviderForm:
     """A ProviderForm carrying `adapter`'s config and secret fields (None: common fields only)."""
     attrs: dict = {}
     config_names = tuple(n for n in getattr(adapter, "config_fields", ())
@@ -193,7 +205,8 @@ def provider_form(type_choices: dict, adapter, *, with_api_version: bool, **kwar
     form.type.choices = grouped_options(type_choices)
     form.config_names = config_names
     form.secret_names = secret_names
-    form.optional_secrets = tuple(getattr(adapter, "optional_secret_fields", ()))
+    form.optional_secrets = optional_secrets if optional_secrets is not None else \
+        tuple(getattr(adapter, "optional_secret_fields", ()))
     return form
 
 

@@ -22,11 +22,3 @@ def render(full: str, partial: str | None = None, /, status: int = 200, **contex
     response = make_response(render_template(template, **context), status)
     response.vary.add("HX-Request")
     return response
-
-
-def hx_redirect(location: str) -> ResponseReturnValue:
-    """Tell htmx to navigate (a plain 303 would be followed by XHR and swapped into the target)."""
-    response = make_response("", 204)
-    response.headers["HX-Redirect"] = location
-    response.vary.add("HX-Request")
-    return response

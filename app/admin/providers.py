@@ -33,10 +33,13 @@ def _type_choices() -> dict[str, list[tuple[str, str]]]:
 
 
 def _api_base_hint(choice: str | None) -> str:
+    """What a blank API base means for this type: the preset's/type's default, or required."""
     resolved = _resolve(choice)
-    default = (PRESETS.get(choice, {}).get("api_base") if choice in PRESETS else None) or \
-        provider_service.DEFAULT_BASES.get(resolved or "") or \
-        getattr(ADAPTERS.get(resolved), "default_api_base", "")
+    if choice in PRESETS and choice not in ADAPTERS:
+        default = PRESETS[choice]["api_base"]
+    else:
+        default = provider_service.DEFAULT_BASES.get(resolved or "") or \
+            getattr(ADAPTERS.get(resolved), "default_api_base", "")
     if default:
         return f"Leave blank to use {default}"
     if resolved == "bedrock":
@@ -46,7 +49,11 @@ def _api_base_hint(choice: str | None) -> str:
 
 def _form(choice: str | None, **kwargs):
     resolved = _resolve(choice)
-    return provider_form(_type_choices(), ADAPTERS.get(resolved) if resolved else None,
+    adapter = ADAPTERS.get(resolved) if resolved else None
+    optional = None
+    if choice in PRESETS and choice not in ADAPTERS:  # Groq needs its key, a local vLLM does not
+        optional = () if PRESETS[choice].get("requires_key", True) else ("api_key",)
+    return provider_form(_type_choices(), adapter, optional_secrets=optional,
                          with_api_version=resolved in provider_service.DEFAULT_API_VERSIONS, **kwargs)
 
 
@@ -78,8 +85,8 @@ def type_fields():
     provider_id = request.args.get("provider_id", type=int)
     provider = provider_service.get(provider_id) if provider_id else None
     choice = request.args.get("type", DEFAULT_TYPE)
-    return render("admin/providers/_type_fields.html", "admin/providers/_type_fields.html",
-                  form=_form(choice), provider=provider, oob_hint=_api_base_hint(choice))
+    return render("admin/providers/_type_fields.html", form=_form(choice), provider=provider,
+                  oob_hint=_api_base_hint(choice))
 
 
 @bp.route("/new", methods=("GET", "POST"))

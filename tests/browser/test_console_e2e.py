@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import re
+import socket
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import ADMIN_PASSWORD, ADMIN_USER, CHROMIUM
+from .conftest import ADMIN_PASSWORD, ADMIN_USER, CHROMIUM
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")]
@@ -82,9 +83,9 @@ def test_console_walkthrough(page: Page, gateway: str, fake_upstream: str, scree
     shot(page, screens, "07-models-search")
 
     # toggle a model off in place
-    row = page.locator("#models-table tbody tr").first
-    row.locator("button.switch").click()
-    expect(page.locator("#models-table tbody tr").first.locator("button.switch")).to_have_attribute("aria-checked", "false")
+    switch = page.locator("#models-table tbody tr >> nth=0 >> button.switch")
+    switch.click()
+    expect(switch).to_have_attribute("aria-checked", "false")  # the row was swapped in place
 
     # edit form renders with values
     page.goto(f"{gateway}/models")
@@ -131,6 +132,70 @@ def test_console_walkthrough(page: Page, gateway: str, fake_upstream: str, scree
     page.goto(gateway + "/")
     shot(page, screens, "16-overview")
 
+    # revoke with a confirmation page; errors keep the layout
+    page.goto(f"{gateway}/keys")
+    page.click("text=Revoke")
+    expect(page.locator("h1")).to_contain_text("Revoke key")
+    shot(page, screens, "17-revoke-confirm")
+    page.click("button:has-text('Revoke key')")
+    expect(page.locator("table")).to_contain_text("revoked")
+    page.goto(f"{gateway}/providers/999")
+    expect(page.locator("h1")).to_have_text("Not found")
+    shot(page, screens, "18-not-found")
+
     # sign out
     page.click("button[aria-label='Sign out']")
     expect(page).to_have_url(re.compile(r"/login"))
+
+
+def login(page: Page, gateway: str) -> None:
+    page.goto(f"{gateway}/login")
+    page.fill("#username", ADMIN_USER)
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Overview")
+
+
+def test_failures_are_shown_not_crashed(page: Page, gateway: str, screens):
+    login(page, gateway)
+    # an invalid form keeps the values and shows the messages inline
+    page.goto(f"{gateway}/providers/new")
+    page.select_option("#type", "openai-compatible")
+    expect(page.locator("#api_key")).to_be_visible()
+    page.fill("#name", "Broken upstream")
+    page.fill("#api_base", "ftp://nowhere")
+    page.fill("#default_temperature", "7")
+    page.click("form.form-card button[type=submit]")
+    expect(page.locator(".has-error")).to_contain_text("Number must be between 0 and 2")
+    expect(page.locator("#name")).to_have_value("Broken upstream")
+    page.fill("#default_temperature", "0.5")
+    page.click("form.form-card button[type=submit]")  # now the service's own check speaks
+    expect(page.locator(".has-error")).to_contain_text("must be an http(s) URL")
+    shot(page, screens, "20-provider-form-errors")
+
+    # an upstream nobody listens on: unhealthy with the reason, import explains itself
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    page.fill("#api_base", f"http://127.0.0.1:{dead_port}/v1")
+    page.fill("#default_temperature", "")
+    page.click("form.form-card button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Broken upstream")
+    page.click("text=Test connection")
+    expect(page.locator("#test-result")).to_contain_text("unhealthy")
+    expect(page.locator("#test-result")).to_contain_text("connection refused")
+    expect(page.locator("#provider-status")).to_contain_text("unhealthy")
+    shot(page, screens, "21-provider-unhealthy")
+    page.click("a:has-text('Import models') >> nth=0")
+    expect(page.locator(".alert-error")).to_contain_text("could not reach the upstream")
+    shot(page, screens, "22-import-unreachable")
+    page.goto(f"{gateway}/health")
+    expect(page.locator("#health-table .badge-danger")).to_have_count(1)
+    shot(page, screens, "23-health-mixed")
+
+    # narrow screens: the sidebar folds into a top bar, tables scroll inside their card
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.goto(f"{gateway}/providers")
+    overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    assert not overflow, "the page itself must not scroll sideways"
+    shot(page, screens, "24-providers-narrow")

@@ -37,7 +37,8 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 READ_TIMEOUT = 1.0          # provider read timeout (s): `slow` (3 s) must exceed it
 CHAT_PRICE = (1.5, 2.5)     # USD per million input / output tokens
 EMBED_PRICE = 0.1
-BEHAVIOUR_MODELS = ("err-401", "err-404", "err-429", "err-500", "slow", "drip", "drip-10")
+BEHAVIOUR_MODELS = ("err-401", "err-404", "err-429", "err-500", "err-midstream", "slow", "drip",
+                    "drip-10")
 
 # provider type -> how the gateway is pointed at the fake and which upstream ids it serves
 PROVIDERS: dict[str, dict] = {
@@ -70,6 +71,14 @@ PROVIDERS: dict[str, dict] = {
 }
 PROVIDER_TYPES = list(PROVIDERS)
 EMBEDDING_TYPES = [t for t, p in PROVIDERS.items() if p["embed"]]
+
+
+def pytest_generate_tests(metafunc):
+    """`provider_type` runs a test once per provider type; `embedding_provider` per type with embeddings."""
+    if "provider_type" in metafunc.fixturenames:
+        metafunc.parametrize("provider_type", PROVIDER_TYPES)
+    if "embedding_provider" in metafunc.fixturenames:
+        metafunc.parametrize("embedding_provider", EMBEDDING_TYPES)
 
 
 def pytest_collection_modifyitems(items):
@@ -152,11 +161,21 @@ class Gateway:
     log_path: Path
     provider_ids: dict[str, int] = field(default_factory=dict)
     expect: dict = field(default_factory=dict)
+    chat_price: tuple[float, float] = CHAT_PRICE
+    embed_price: float = EMBED_PRICE
+    read_timeout: float = READ_TIMEOUT
+
+    wait = staticmethod(wait_until)
+
+    @staticmethod
+    def upstream_secret(provider_type: str) -> str | None:
+        """The credential the gateway holds for this provider (must never reach a client)."""
+        return PROVIDERS[provider_type]["secret"]
 
     # -- naming
     @staticmethod
     def model(provider_type: str, what: str) -> str:
-        """Public alias: model(“anthropic”, “chat”) -> "ant-chat"; what is chat/embed/err-429/slow/drip..."""
+        """Public alias: model("anthropic", "chat") -> "ant-chat" (what: chat, embed, err-429, slow, drip...)."""
         return f"{PROVIDERS[provider_type]['prefix']}-{what}"
 
     # -- clients
@@ -243,7 +262,7 @@ def gateway(e2e_tmp, fake_upstream) -> Gateway:
     db_path = instance / "gw.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update({"GATEWAY_INSTANCE_PATH": str(instance), "GATEWAY_DATABASE_URL": f"sqlite:///{db_path}",
-                "GATEWAY_CACHE_TTL": "0.2", "GATEWAY_USAGE_FLUSH_INTERVAL": "0.2",
+                "GATEWAY_CACHE_TTL": "0.2", "GATEWAY_USAGE_FLUSH_INTERVAL": "0.1",
                 "GATEWAY_HEALTH_INTERVAL": "0", "GATEWAY_WORKERS": "1", "GATEWAY_LOG_LEVEL": "warning",
                 "PYTHONUNBUFFERED": "1"})
     flask = [str(BIN / "flask"), "--app", "wsgi"]

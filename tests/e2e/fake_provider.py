@@ -21,6 +21,9 @@ Behaviour by model name (body ``model``, Azure deployment, Bedrock model id):
   err-401 / err-404 / err-429 (Retry-After: 2) / err-500   each provider's own error wire shape
   slow        sleeps SLOW_SECONDS before answering (longer than the gateway's read timeout)
   drip        a stream of one chunk every 100 ms for 60 s; ``drip-N``: N chunks, 100 ms apart
+  err-midstream  (streams) a few content chunks, then the provider's in-band error after HTTP 200:
+              OpenAI/Azure ``data: {"error":...}``, Anthropic ``event: error`` (overloaded_error),
+              Ollama an ``{"error": ...}`` NDJSON line, Bedrock a throttlingException frame
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ SLOW_SECONDS = 3.0
 DRIP_INTERVAL = 0.1
 DRIP_DEFAULT_CHUNKS = 600                      # 60 s at 100 ms
 ERROR_MODELS = ("err-401", "err-404", "err-429", "err-500")
+MIDSTREAM = "err-midstream"
 
 
 # ================================================================================================
@@ -238,9 +242,21 @@ def expectations(fx: Fixtures) -> dict:
         return {"text": text, "usage": usage, "finish": finish,
                 "tool_calls": [dict(c, arguments=json.loads(c["arguments"])) for _, c in sorted(blocks.items())]}
 
+    # err-midstream: the content the fake sends before the in-band error (same slices as Upstream)
+    oa_head = "".join((ch.get("delta") or {}).get("content") or "" for _, d in fx.sse("openai/chat-stream-text.sse")[:3]
+                      for ch in json.loads(d)["choices"])
+    an_head = "".join(json.loads(d)["delta"]["text"] for e, d in
+                      [(e, d) for e, d in fx.sse("anthropic/stream-text.sse") if e != "ping"][:4]
+                      if e == "content_block_delta")
+    ol_head = fx.ndjson("ollama/chat-stream.ndjson")[0]["message"]["content"]
+    br_head = "".join(json.loads(p)["delta"]["text"] for _, n, p in fx.bedrock_events()["A"][:2]
+                      if n == "contentBlockDelta")
+    midstream = {"openai-compatible": oa_head, "azure-openai": oa_head, "anthropic": an_head,
+                 "ollama": ol_head, "bedrock": br_head}
+
     azure_json = fx.json("azure/chat-response.json")
     titan = fx.json("bedrock/invoke-titan-embed-v2.json")["response"]
-    return {
+    out = {
         "openai-compatible": {
             "json": openai_json(fx.json("openai/chat-response-text.json")),
             "json_tools": openai_json(fx.json("openai/chat-response-tool-calls.json")),
@@ -282,6 +298,9 @@ def expectations(fx: Fixtures) -> dict:
             "embedding_tokens": titan["inputTextTokenCount"],
         },
     }
+    for ptype, text in midstream.items():
+        out[ptype]["midstream_text"] = text
+    return out
 
 
 # ================================================================================================
@@ -379,10 +398,12 @@ class Upstream:
         self.an_text_sse = fx.sse("anthropic/stream-text.sse")
         self.an_tool_sse = fx.sse("anthropic/stream-tool-use.sse")
         self.an_errors = fx.json("anthropic/errors.json")
+        self.an_error_sse = fx.sse("anthropic/stream-error-event.sse")
         # ollama
         self.ol_stream = fx.text("ollama/chat-stream.ndjson").splitlines(keepends=True)
         self.ol_stream_tools = fx.text("ollama/chat-stream-tools.ndjson").splitlines(keepends=True)
         self.ol_json = fx.json("ollama/chat-response-after-tool.json")
+        self.ol_stream_error = fx.text("ollama/stream-error.ndjson").splitlines(keepends=True)
         self.ol_json_tools = fx.json("ollama/chat-response-tools.json")
         self.ol_embed = fx.json("ollama/embed-response.json")
         self.ol_embed_multi = fx.json("ollama/embed-response-multi.json")
@@ -426,6 +447,10 @@ class Upstream:
         n = drip_count(model)
         if n is not None:
             events = self._openai_drip(n, include_usage)
+        elif model == MIDSTREAM:  # no recorded OpenAI in-band error: the documented envelope
+            events = [d for _, d in self.oa_text_sse[:3]] + [compact({"error": {
+                "message": "The server had an error while processing your request. Sorry about that!",
+                "type": "server_error", "param": None, "code": None}})]
         else:
             events = [data for _, data in (self.oa_tool_sse if tools else self.oa_text_sse)]
             if not include_usage:  # the usage chunk exists only when the client asked for it
@@ -463,9 +488,9 @@ class Upstream:
                 out.append(d)
                 continue
             obj = json.loads(d)
-            if any(c.get("finish_reason") for c in obj["choices"]):
+            if any(c.get("finish_reason") for c in obj.get("choices") or []):
                 out.append(async_filter)
-            for c in obj["choices"]:
+            for c in obj.get("choices") or []:
                 c["content_filter_results"] = filters
             out.append(compact(obj))
         return out
@@ -522,6 +547,8 @@ class Upstream:
             events.insert(-1, ("message_delta", compact({"type": "message_delta",
                                                          "delta": {"stop_reason": "end_turn", "stop_sequence": None},
                                                          "usage": {"output_tokens": n}})))
+        elif model == MIDSTREAM:
+            events = [(e, d) for e, d in self.an_text_sse if e != "ping"][:4] + self.an_error_sse
         else:
             events = self.an_tool_sse if tools else self.an_text_sse
         return Reply(200, content_type="text/event-stream", chunks=[sse_event(d, e) for e, d in events],
@@ -550,6 +577,8 @@ class Upstream:
             last = json.loads(self.ol_stream[-1])
             last["eval_count"] = n
             lines.append(compact(last) + "\n")
+        elif model == MIDSTREAM:
+            lines = self.ol_stream[:1] + self.ol_stream_error[-1:]
         else:
             lines = self.ol_stream_tools if tools else self.ol_stream
         return Reply(200, content_type="application/x-ndjson", chunks=[ln.encode() for ln in lines],
@@ -602,6 +631,8 @@ class Upstream:
                                                                    "totalTokens": 412 + n},
                                                          "metrics": {"latencyMs": 100 * n}}).encode()))
             chunks = [self.bedrock_frame(*ev) for ev in events]
+        elif model == MIDSTREAM:
+            chunks = [self.bedrock_frame(*ev) for ev in self.br_events["A"][:2] + self.br_events["C"]]
         else:
             data = b"".join(self.bedrock_frame(*ev) for ev in self.br_events["B" if tools else "A"])
             # frames split across (and sharing) HTTP chunks, as the framing doc warns
@@ -693,6 +724,8 @@ class Handler(BaseHTTPRequestHandler):
         self._stream(reply, model)
 
     def _stream(self, reply: Reply, model: str | None) -> None:
+        if model == MIDSTREAM:  # content and error in one write: one read for the gateway, always
+            reply.chunks = [b"".join(reply.chunks)]
         STATS.stream(+1)
         outcome = "completed"
         try:
@@ -820,6 +853,13 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
+
+    def handle_error(self, request, client_address):
+        """A peer that hangs up (the gateway abandoning a response) is expected, not an error."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def main(argv=None) -> None:
