@@ -6,8 +6,9 @@ from app.models.key import GatewayKey
 from app.models.model import Model
 from app.models.provider import Provider
 from app.models.state import GatewayState
+from app.models.team import Team
 from app.models.usage import UsageRecord
 from app.models.user import User
 
-__all__ = ["AuditLog", "GatewayKey", "HealthCheck", "Model", "Provider", "GatewayState", "UsageRecord", "User",
+__all__ = ["AuditLog", "GatewayKey", "HealthCheck", "Model", "Provider", "GatewayState", "Team", "UsageRecord", "User",
            "utcnow"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -36,6 +36,8 @@ class Model(db.Model):
     cached_input_price_per_mtok: Mapped[Decimal | None] = mapped_column(PRICE)
     priority: Mapped[int] = mapped_column(default=0)
     weight: Mapped[int] = mapped_column(default=1)
+    # global limits protecting an upstream quota: {"rpm", "rph", "rpd", "tpm", "tpd", "concurrency"}
+    limits: Mapped[dict | None] = mapped_column(JSON)
     enabled: Mapped[bool] = mapped_column(default=True)
     deprecated: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

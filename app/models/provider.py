@@ -32,6 +32,8 @@ class Provider(db.Model):
     read_timeout: Mapped[float] = mapped_column(default=60.0)
     enabled: Mapped[bool] = mapped_column(default=True)
     trust_level: Mapped[str] = mapped_column(String(16), default="public")
+    # global limits protecting an upstream quota: {"rpm", "rph", "rpd", "tpm", "tpd", "concurrency"}
+    limits: Mapped[dict | None] = mapped_column(JSON)
     health_status: Mapped[str] = mapped_column(String(16), default="unknown")
     health_latency_ms: Mapped[float | None]
     health_error: Mapped[str | None] = mapped_column(Text)

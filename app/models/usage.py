@@ -40,3 +40,5 @@ class UsageRecord(db.Model):
     cache_hit: Mapped[bool] = mapped_column(default=False)
     stream: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[str | None] = mapped_column(String(500))
+    owner: Mapped[str | None] = mapped_column(String(120))
+    reserved_usd: Mapped[Decimal | None] = mapped_column(db.Numeric(18, 8))

@@ -73,7 +73,7 @@ def snapshot(k: GatewayKey) -> dict[str, Any]:
     return {f: getattr(k, f) for f in FIELDS}
 
 
-def _limits(data: dict) -> dict:
+def limits_from(data: dict) -> dict:
     raw = v.mapping(data, "limits")
     unknown = set(raw) - set(LIMIT_FIELDS)
     if unknown:
@@ -82,7 +82,7 @@ def _limits(data: dict) -> dict:
     return {f: v.integer(raw, f, lo=1, hi=10**12) for f in LIMIT_FIELDS if raw.get(f) is not None}
 
 
-def _budget(data: dict) -> dict:
+def budget_from(data: dict) -> dict:
     raw = data.get("budget")
     if raw in (None, {}):
         return {}
@@ -133,9 +133,9 @@ def _apply(k: GatewayKey, data: dict, creating: bool) -> None:
     if creating or "enabled" in data:
         k.enabled = v.boolean(data, "enabled", True)
     if creating or "limits" in data:
-        k.limits = _limits(data)
+        k.limits = limits_from(data)
     if creating or "budget" in data:
-        k.budget = _budget(data)
+        k.budget = budget_from(data)
     if creating or "allowed_ips" in data:
         k.allowed_ips = _ips(data)
     if creating or "tags" in data:

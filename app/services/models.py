@@ -9,14 +9,15 @@ from sqlalchemy import or_
 from app.extensions import db
 from app.models import Model, Provider
 from app.models.model import KINDS
-from app.services import audit, state
+from app.services import audit, prices, state
 from app.services import validation as v
 from app.services.errors import Conflict, NotFound, ValidationFailed
+from app.services.keys import limits_from
 
 FIELDS = ("provider_id", "model_id", "name", "kind", "supports_streaming", "supports_tools",
           "supports_vision", "supports_json", "context_window", "max_output_tokens",
           "input_price_per_mtok", "output_price_per_mtok", "cached_input_price_per_mtok",
-          "priority", "weight", "enabled", "deprecated")
+          "priority", "weight", "enabled", "deprecated", "limits")
 
 
 def get(model_pk: int) -> Model:
@@ -56,7 +57,7 @@ def to_dict(m: Model) -> dict[str, Any]:
         "input_price_per_mtok": _price(m.input_price_per_mtok),
         "output_price_per_mtok": _price(m.output_price_per_mtok),
         "cached_input_price_per_mtok": _price(m.cached_input_price_per_mtok),
-        "priority": m.priority, "weight": m.weight,
+        "priority": m.priority, "weight": m.weight, "limits": m.limits or None,
         "enabled": m.enabled, "deprecated": m.deprecated,
         "created_at": m.created_at.isoformat() + "Z", "updated_at": m.updated_at.isoformat() + "Z",
     }
@@ -99,6 +100,8 @@ def _apply(m: Model, data: dict, creating: bool) -> None:
     if creating or "cached_input_price_per_mtok" in data:
         m.cached_input_price_per_mtok = v.decimal(data, "cached_input_price_per_mtok",
                                                   hi=Decimal(100000))
+    if creating or "limits" in data:
+        m.limits = limits_from(data) or None
     if creating or "priority" in data:
         m.priority = v.integer(data, "priority", lo=-1000, hi=1000, default=0)
     if creating or "weight" in data:
@@ -119,9 +122,20 @@ def _check_unique(m: Model) -> None:
                            "name or disable the other one", field="name", code="model_exists")
 
 
+def with_builtin_prices(data: dict) -> dict:
+    """Fill prices from the built-in table when the admin gave none (their values always win)."""
+    price_fields = ("input_price_per_mtok", "output_price_per_mtok", "cached_input_price_per_mtok")
+    if any(data.get(f) not in (None, "") for f in price_fields):
+        return data
+    known = prices.lookup(str(data.get("model_id") or ""))
+    if known is None:
+        return data
+    return {**data, **{f: known[f] for f in price_fields if known[f] is not None}}
+
+
 def create(data: dict, actor: str) -> Model:
     m = Model()
-    _apply(m, dict(data), creating=True)
+    _apply(m, with_builtin_prices(dict(data)), creating=True)
     _check_unique(m)
     db.session.add(m)
     db.session.flush()
@@ -164,7 +178,7 @@ def import_models(provider: Provider, entries: list[dict], actor: str) -> list[M
         if taken is not None:  # keep the import going: make the alias unique by provider slug
             data["name"] = f"{provider.slug}/{entry['id']}"
         m = Model()
-        _apply(m, data, creating=True)
+        _apply(m, with_builtin_prices(data), creating=True)
         db.session.add(m)
         db.session.flush()
         audit.record(actor, "import", "model", m.id, m.name, audit.diff({}, snapshot(m)))

@@ -12,6 +12,7 @@ from app.providers.registry import ADAPTERS, PRESETS
 from app.services import audit, state
 from app.services import validation as v
 from app.services.errors import Conflict, NotFound, ValidationFailed
+from app.services.keys import limits_from
 from app.services.secrets import get_box
 
 DEFAULT_BASES = {
@@ -23,7 +24,8 @@ DEFAULT_BASES = {
 DEFAULT_API_VERSIONS = {"azure-openai": "2024-10-21"}
 SECRET_FIELDS = ("api_key", "aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 AUDITED = ("name", "type", "api_base", "api_version", "config", "default_temperature",
-           "default_max_tokens", "connect_timeout", "read_timeout", "enabled", "trust_level")
+           "default_max_tokens", "connect_timeout", "read_timeout", "enabled", "trust_level",
+           "limits")
 
 
 def type_choices() -> list[str]:
@@ -63,6 +65,7 @@ def to_dict(p: Provider) -> dict[str, Any]:
         "default_temperature": float(p.default_temperature) if p.default_temperature is not None else None,
         "default_max_tokens": p.default_max_tokens, "connect_timeout": p.connect_timeout,
         "read_timeout": p.read_timeout, "enabled": p.enabled, "trust_level": p.trust_level,
+        "limits": p.limits or None,
         "health": {"status": p.health_status, "latency_ms": p.health_latency_ms,
                    "error": p.health_error,
                    "checked_at": p.health_checked_at.isoformat() + "Z" if p.health_checked_at else None},
@@ -147,6 +150,8 @@ def _apply(p: Provider, data: dict, creating: bool) -> None:
         p.read_timeout = v.number(data, "read_timeout", lo=0.1, hi=3600, default=60.0)
     if creating or "enabled" in data:
         p.enabled = v.boolean(data, "enabled", True)
+    if creating or "limits" in data:
+        p.limits = limits_from(data) or None
     if creating or "trust_level" in data:
         p.trust_level = v.choice(data, "trust_level", TRUST_LEVELS, default=p.trust_level or "public")
     secrets = _secrets_from(data)

@@ -1,0 +1,78 @@
+"""Owners/teams: a budget shared by every key whose `owner` is the team's name."""
+from __future__ import annotations
+
+from typing import Any
+
+from app.extensions import db
+from app.models import GatewayKey, Team
+from app.services import audit, state
+from app.services import validation as v
+from app.services.errors import Conflict, NotFound
+from app.services.keys import budget_from
+
+FIELDS = ("name", "description", "budget")
+
+
+def get(team_id: int) -> Team:
+    team = db.session.get(Team, team_id)
+    if team is None:
+        raise NotFound(f"team {team_id} not found", code="team_not_found")
+    return team
+
+
+def list_all() -> list[Team]:
+    return list(db.session.scalars(db.select(Team).order_by(Team.name)))
+
+
+def to_dict(t: Team) -> dict[str, Any]:
+    keys = db.session.scalar(db.select(db.func.count(GatewayKey.id)).where(
+        GatewayKey.owner == t.name, GatewayKey.revoked_at.is_(None))) or 0
+    return {"id": t.id, "name": t.name, "description": t.description, "budget": t.budget or None,
+            "key_count": keys, "created_at": t.created_at.isoformat() + "Z",
+            "updated_at": t.updated_at.isoformat() + "Z"}
+
+
+def _apply(t: Team, data: dict, creating: bool) -> None:
+    if creating or "name" in data:
+        t.name = v.text(data, "name", required=True, max_len=120)
+    if creating or "description" in data:
+        t.description = v.text(data, "description", max_len=500)
+    if creating or "budget" in data:
+        t.budget = budget_from(data)
+
+
+def _unique(t: Team) -> None:
+    if db.session.scalar(db.select(Team.id).where(Team.name == t.name, Team.id != t.id)) is not None:
+        raise Conflict(f"a team named '{t.name}' already exists", field="name", code="team_exists")
+
+
+def create(data: dict, actor: str) -> Team:
+    t = Team()
+    _apply(t, dict(data), creating=True)
+    _unique(t)
+    db.session.add(t)
+    db.session.flush()
+    audit.record(actor, "create", "team", t.id, t.name,
+                 audit.diff({}, {f: getattr(t, f) for f in FIELDS}))
+    state.bump()
+    db.session.commit()
+    return t
+
+
+def update(t: Team, data: dict, actor: str) -> Team:
+    before = {f: getattr(t, f) for f in FIELDS}
+    _apply(t, dict(data), creating=False)
+    _unique(t)
+    changes = audit.diff(before, {f: getattr(t, f) for f in FIELDS})
+    if changes:
+        audit.record(actor, "update", "team", t.id, t.name, changes)
+        state.bump()
+    db.session.commit()
+    return t
+
+
+def delete(t: Team, actor: str) -> None:
+    audit.record(actor, "delete", "team", t.id, t.name, {})
+    db.session.delete(t)
+    state.bump()
+    db.session.commit()
