@@ -7,6 +7,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from app.extensions import db
 from app.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def json_error(status: int, message: str, code: str | None = None, type_: str | 
 def register(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError):
+        db.session.rollback()  # drop the half-applied change that failed validation
         if wants_json():
             return json_error(exc.status, exc.message, exc.code, exc.type, exc.field)
         return render_template("error.html", status=exc.status, message=exc.message), exc.status

@@ -68,6 +68,12 @@ class Budget:
     period: str            # "day" | "week" | "month" | "total"; weeks start on Monday
     soft_pct: int = 80
 
+    @classmethod
+    def from_dict(cls, scope: str, data: dict) -> "Budget":
+        """From a key's ``budget`` JSON (``{"amount_usd": "10", "period": "month", ...}``)."""
+        return cls(scope, money(data["amount_usd"]), data.get("period") or "month",
+                   int(data.get("soft_pct") or 80))
+
     def __post_init__(self):
         if self.period not in PERIODS:
             raise ValueError(f"budget period must be one of {PERIODS}, not {self.period!r}")
@@ -89,7 +95,8 @@ class Denied(Exception):
                  headers: dict[str, str] | None = None, scope: str | None = None,
                  subject: str | None = None, limit_name: str | None = None):
         super().__init__(message)
-        self.reason = reason          # rate_limit_requests | rate_limit_tokens | concurrency | budget
+        # rate_limit_requests | rate_limit_tokens | concurrency | budget
+        self.reason = reason
         self.message = message
         self.retry_after = retry_after
         self.headers = headers or {}
@@ -219,7 +226,7 @@ def gcra_step(tat: int | None, now_us: int, limit: int, window_us: int) -> tuple
 
 
 def gcra_remaining(tat: int | None, now_us: int, limit: int, window_us: int) -> tuple[int, int]:
-    """``(remaining, reset_us)``: requests still allowed right now, and µs until the cell is empty."""
+    """``(remaining, reset_us)``: requests allowed right now, and µs until the cell is empty."""
     if tat is None or tat <= now_us:
         return limit, 0
     debt = tat - now_us
@@ -352,7 +359,8 @@ def _tightest(cands: list[tuple[int, int, int]]) -> tuple[int, int, int] | None:
     return min(cands, key=lambda c: (c[1], -c[2], c[0]))
 
 
-def rate_headers(req: list[tuple[int, int, int]], tok: list[tuple[int, int, int]]) -> dict[str, str]:
+def rate_headers(req: list[tuple[int, int, int]],
+                 tok: list[tuple[int, int, int]]) -> dict[str, str]:
     """``x-ratelimit-*`` for the tightest request limit and the tightest token limit (if any)."""
     headers: dict[str, str] = {}
     for kind, cands in (("requests", req), ("tokens", tok)):
@@ -365,7 +373,7 @@ def rate_headers(req: list[tuple[int, int, int]], tok: list[tuple[int, int, int]
 
 
 def token_reset_us(view: TokenView, now_us: int, extra: int = 0) -> int:
-    """µs until every token now in the window has left it (OpenAI: "resets to its initial state")."""
+    """µs until every token in the window has left it (OpenAI: "resets to its initial state")."""
     newest = view.newest
     if extra > 0:
         newest = token_bucket(now_us, view.bucket_s)

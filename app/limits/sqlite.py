@@ -253,7 +253,8 @@ class SQLiteStore(core.Store):
         return c.execute("SELECT COUNT(*) FROM rl_ticket WHERE subject=? AND expires_at>?",
                          (subject, now_us)).fetchone()[0]
 
-    _BUDGET_ROW = "SELECT spent, reserved, next_exp FROM rl_budget WHERE scope=? AND period=? AND start=?"
+    _BUDGET_ROW = ("SELECT spent, reserved, next_exp FROM rl_budget"
+                   " WHERE scope=? AND period=? AND start=?")
 
     def _budget_view(self, c, b: Budget, start: int, now_us: int,
                      write: bool) -> tuple[BudgetView, int | None]:
@@ -371,7 +372,7 @@ class SQLiteStore(core.Store):
                  for v, nxt in zip(plan.budgets, nexts)])
 
     def settle(self, ticket: str, tokens: int, cost_usd: Decimal, now: float) -> None:
-        """Replace the pre-charge by ``tokens`` and every reservation by ``cost_usd``; end the lease.
+        """Swap the pre-charge for ``tokens``, every reservation for ``cost_usd``; end the lease.
 
         The real tokens are counted in the bucket of ``now`` (when they became known), the
         pre-charge is taken out of its admission bucket (a no-op once that bucket has left the
@@ -381,7 +382,10 @@ class SQLiteStore(core.Store):
         self._finish(ticket, core.count(tokens, "tokens"), core.money(cost_usd), now, True)
 
     def release(self, ticket: str, now: float) -> None:
-        """Drop the reservation, the pre-charge and the lease (the request still counts). Idempotent."""
+        """Drop the reservations, the pre-charge and the lease (the request still counts).
+
+        For a request that failed before costing anything. Idempotent.
+        """
         self._finish(ticket, 0, core.ZERO, now, False)
 
     def _finish(self, ticket: str, tokens: int, cost: Decimal, now: float, settled: bool) -> None:

@@ -109,6 +109,11 @@ def _apply(m: Model, data: dict, creating: bool) -> None:
 
 
 def _check_unique(m: Model) -> None:
+    with db.session.no_autoflush:  # check before the pending change reaches the DB's constraint
+        _check_unique_now(m)
+
+
+def _check_unique_now(m: Model) -> None:
     same_upstream = db.session.scalar(db.select(Model.id).where(
         Model.provider_id == m.provider_id, Model.model_id == m.model_id, Model.id != m.id))
     if same_upstream is not None:

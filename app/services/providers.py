@@ -111,14 +111,12 @@ def _secrets_from(data: dict) -> dict[str, str]:
 
 
 def _apply(p: Provider, data: dict, creating: bool) -> None:
+    preset_name = (p.config or {}).get("preset")
     if creating or "type" in data:
         requested = v.choice(data, "type", type_choices(), default=p.type)
         preset = PRESETS.get(requested) if requested not in ADAPTERS else None
         p.type = preset["type"] if preset else requested
-        config = dict(p.config or {})
-        if preset:
-            config["preset"] = requested
-        p.config = config
+        preset_name = requested if preset else None  # an explicit plain type drops the preset
         if preset and not data.get("api_base"):
             data = {**data, "api_base": preset["api_base"]}
     if creating or "name" in data:
@@ -134,10 +132,10 @@ def _apply(p: Provider, data: dict, creating: bool) -> None:
     if creating or "api_version" in data:
         p.api_version = v.text(data, "api_version", max_len=40) or DEFAULT_API_VERSIONS.get(p.type)
     if creating or "config" in data or "type" in data:
-        config = _clean_config(p.type, v.mapping(data, "config") if "config" in data
-                               else dict(p.config or {}))
-        if (p.config or {}).get("preset") and "preset" not in config and p.type == "openai-compatible":
-            config["preset"] = p.config["preset"]
+        raw = v.mapping(data, "config") if "config" in data else dict(p.config or {})
+        config = _clean_config(p.type, {k: val for k, val in raw.items() if k != "preset"})
+        if preset_name:
+            config["preset"] = preset_name
         p.config = config
     if creating or "default_temperature" in data:
         t = v.number(data, "default_temperature", lo=0, hi=2)
@@ -164,7 +162,8 @@ def _apply(p: Provider, data: dict, creating: bool) -> None:
 
 
 def _check_unique(p: Provider) -> None:
-    clash = db.session.scalar(db.select(Provider).where(Provider.name == p.name, Provider.id != p.id))
+    with db.session.no_autoflush:  # check before the pending change reaches the DB's constraint
+        clash = db.session.scalar(db.select(Provider).where(Provider.name == p.name, Provider.id != p.id))
     if clash is not None:
         raise Conflict(f"a provider named '{p.name}' already exists", field="name",
                        code="provider_exists")

@@ -42,7 +42,9 @@ def _apply(t: Team, data: dict, creating: bool) -> None:
 
 
 def _unique(t: Team) -> None:
-    if db.session.scalar(db.select(Team.id).where(Team.name == t.name, Team.id != t.id)) is not None:
+    with db.session.no_autoflush:
+        clash = db.session.scalar(db.select(Team.id).where(Team.name == t.name, Team.id != t.id))
+    if clash is not None:
         raise Conflict(f"a team named '{t.name}' already exists", field="name", code="team_exists")
 
 

@@ -204,3 +204,26 @@ def test_unknown_ids_and_paths_are_json_404(api):
         r = api.get(url)
         assert r.status_code == 404
         assert set(r.get_json()["error"]) >= {"message", "type", "code"}
+
+
+def test_rename_onto_existing_name_is_409_not_500(api):
+    a = api.post("/api/admin/providers", json=provider_payload(name="A")).get_json()["id"]
+    api.post("/api/admin/providers", json=provider_payload(name="B"))
+    r = api.patch(f"/api/admin/providers/{a}", json={"name": "B"})
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "provider_exists"
+    assert api.get(f"/api/admin/providers/{a}").get_json()["name"] == "A"
+    m1 = api.post("/api/admin/models", json={"provider_id": a, "model_id": "m1"}).get_json()["id"]
+    api.post("/api/admin/models", json={"provider_id": a, "model_id": "m2"})
+    r = api.patch(f"/api/admin/models/{m1}", json={"model_id": "m2"})
+    assert r.status_code == 409
+    assert api.get(f"/api/admin/models/{m1}").get_json()["model_id"] == "m1"
+
+
+def test_preset_can_be_switched_back_to_plain_type(api):
+    pid = api.post("/api/admin/providers", json={"name": "G", "type": "groq", "api_key": "gsk_x"}).get_json()["id"]
+    r = api.patch(f"/api/admin/providers/{pid}", json={"type": "openai-compatible"})
+    assert r.status_code == 200 and "preset" not in r.get_json()["config"]
+    r = api.patch(f"/api/admin/providers/{pid}", json={"config": {"organization": "o"}})
+    assert r.get_json()["config"] == {"organization": "o"}
+    r = api.patch(f"/api/admin/providers/{pid}", json={"type": "mistral"})
+    assert r.get_json()["config"]["preset"] == "mistral"

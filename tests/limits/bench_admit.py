@@ -45,8 +45,9 @@ def bench(n: int, limits: Limits, budgets: list, label: str) -> None:
                 store.settle(t, 80, Decimal("0.0008"), now)
                 cpu["settle"] += pc() - c0
                 wall["settle"] += pt() - w0
-        print(f"{label:<44} admit {1e6 * cpu['admit'] / n:6.1f} µs CPU ({1e6 * wall['admit'] / n:6.1f} wall)"
-              f"   settle {1e6 * cpu['settle'] / n:6.1f} µs CPU ({1e6 * wall['settle'] / n:6.1f} wall)")
+        per = {k: (1e6 * cpu[k] / n, 1e6 * wall[k] / n) for k in cpu}
+        print(f"{label:<44} admit {per['admit'][0]:6.1f} µs CPU ({per['admit'][1]:6.1f} wall)"
+              f"   settle {per['settle'][0]:6.1f} µs CPU ({per['settle'][1]:6.1f} wall)")
         store.close()
 
 
