@@ -32,9 +32,15 @@ Algorithms
     * Concurrency: one lease per admission, counted while unexpired; a lease expires after
       ``lease_ttl`` (900 s) so a SIGKILLed worker's requests cannot block a key forever.
     * Budgets: per (scope, period, period start) the settled ``spent`` and the ``reserved``
-      total, exact decimals; one reservation row per ticket and budget carries its own expiry,
-      so a crashed worker's reservation is taken off ``reserved`` lazily once its lease expires.
-      Hard limit: refused when ``spent + reserved + reserve_usd > amount``.
+      total, exact decimals (never floats). Each admission's reservation (its amount and the
+      budgets it holds it on) expires with the admission's lease, so a crashed worker's
+      reservation is taken off ``reserved`` lazily once the lease expires. Hard limit: refused
+      when ``spent + reserved + reserve_usd > amount``. The real cost is charged to the period
+      the request was admitted in (the one its reservation was checked against).
+
+Errors other than :class:`Denied`: ``ValueError`` for bad input (negative or NaN amounts, an
+unknown period, the same budget twice); ``sqlite3.OperationalError`` if the file stays locked
+beyond ``busy_timeout`` (10 s) — the caller decides whether to fail open or closed.
 
 Stores: :class:`SQLiteStore` (a WAL file, exact across the processes of a host, one IMMEDIATE
 transaction per call) and :class:`MemoryStore` (one process; tests and reference).

@@ -396,7 +396,7 @@ def budget_over(view: BudgetView, reserve: Decimal) -> bool:
 
 def budget_pct(committed: Decimal, amount: Decimal) -> int:
     if amount <= 0:
-        return 100 if committed <= 0 else 999
+        return 100
     return int((committed * 100 / amount).to_integral_value(rounding=ROUND_FLOOR))
 
 

@@ -61,6 +61,7 @@ from . import core
 from .core import (US, Admission, Budget, BudgetView, Denied, Limits, Plan, TokenView,
                    token_bucket, token_floor)
 
+SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rl_gcra (
     subject TEXT NOT NULL, win TEXT NOT NULL, tat INTEGER NOT NULL,
@@ -96,6 +97,11 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
         return (code & 0xFF) in _BUSY_CODES
     text = str(exc)
     return "locked" in text or "busy" in text
+
+
+def _text(d: Decimal) -> str:
+    """Money as plain decimal TEXT (``0.00000001``, never ``1E-8``): exact and readable."""
+    return format(d, "f")
 
 
 def _ticket_key(ticket: str) -> tuple[str, int, str] | None:
@@ -152,9 +158,14 @@ class SQLiteStore(core.Store):
     def _create_schema(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise RuntimeError(f"{conn!r}: limits store schema {version}, this code knows "
+                                   f"{SCHEMA_VERSION}; move the file away to start afresh")
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -293,7 +304,7 @@ class SQLiteStore(core.Store):
                 (reserved,) = c.execute("SELECT reserved FROM rl_budget WHERE scope=? AND period=?"
                                         " AND start=?", key).fetchone()
                 c.execute("UPDATE rl_budget SET reserved=? WHERE scope=? AND period=? AND start=?",
-                          (str(Decimal(reserved) - amount), *key))
+                          (_text(Decimal(reserved) - amount), *key))
         # Every reservation still held expires after the earliest held lease: a valid new bound.
         (nxt,) = c.execute("SELECT MIN(expires_at) FROM rl_ticket WHERE held=1").fetchone()
         c.execute("UPDATE rl_budget SET next_exp=? WHERE next_exp<=?", (nxt, now_us))
@@ -356,7 +367,7 @@ class SQLiteStore(core.Store):
         if est and plan.token_windows:
             c.executemany(_ADD_TOKENS, [(subject, v.name, buckets[v.name], est)
                                         for v in plan.token_windows])
-        amount = str(reserve)
+        amount = _text(reserve)
         keys = [[v.budget.scope, v.budget.period, v.start] for v in plan.budgets]
         c.execute("INSERT INTO rl_ticket (subject, expires_at, id, est, tpm_bucket, tpd_bucket,"
                   " amount, budgets, held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
@@ -367,8 +378,8 @@ class SQLiteStore(core.Store):
                 "INSERT INTO rl_budget (scope, period, start, spent, reserved, next_exp)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, period, start) DO UPDATE"
                 " SET reserved=excluded.reserved, next_exp=excluded.next_exp",
-                [(v.budget.scope, v.budget.period, v.start, str(v.spent),
-                  str(v.reserved + reserve), expires if nxt is None else min(nxt, expires))
+                [(v.budget.scope, v.budget.period, v.start, _text(v.spent),
+                  _text(v.reserved + reserve), expires if nxt is None else min(nxt, expires))
                  for v, nxt in zip(plan.budgets, nexts)])
 
     def settle(self, ticket: str, tokens: int, cost_usd: Decimal, now: float) -> None:
@@ -425,7 +436,7 @@ class SQLiteStore(core.Store):
                 if settled:
                     spent += cost
                 c.execute("UPDATE rl_budget SET spent=?, reserved=? WHERE scope=? AND period=?"
-                          " AND start=?", (str(spent), str(reserved), *bkey))
+                          " AND start=?", (_text(spent), _text(reserved), *bkey))
 
         self._transaction(txn)
 

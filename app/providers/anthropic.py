@@ -15,10 +15,11 @@ Request translation (OpenAI chat -> Messages):
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from .base import Adapter, UpstreamError, UpstreamRequest, Usage
-from .common import (ChunkFactory, TranslatingDecoder, args_to_obj, args_to_str, bad_request,
+from .common import (keeps_partial, ChunkFactory, TranslatingDecoder, args_to_obj, args_to_str, bad_request,
                      content_parts, content_text, dumps, error_for_status, error_from_body,
                      function_tools, guess_kind, image_url_of, load_json_object, loads, malformed,
                      max_tokens_of, now, parse_data_uri, stop_list, tool_choice_kind)
@@ -229,8 +230,8 @@ class AnthropicStreamDecoder(TranslatingDecoder):
     def close(self) -> list[dict[str, Any]]:
         return self._handle(self._sse.close())
 
-    def _handle(self, events) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    @keeps_partial
+    def _handle(self, events) -> Iterator[dict[str, Any]]:
         for ev in events:
             if self._done:
                 break
@@ -242,8 +243,7 @@ class AnthropicStreamDecoder(TranslatingDecoder):
                 raise malformed("stream event")
             chunk = self._event(obj.get("type") or ev.event, obj)
             if chunk is not None:
-                out.append(chunk)
-        return out
+                yield chunk
 
     def _event(self, etype: str | None, obj: dict[str, Any]) -> dict[str, Any] | None:
         f = self._factory

@@ -95,6 +95,9 @@ class StreamDecoder:
 
     usage: Usage | None = None
     finish_reason: str | None = None
+    # an in-band upstream error that followed chunks returned by the same feed()/close() call:
+    # the caller forwards those chunks first, then raises this
+    error: "UpstreamError | None" = None
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
         raise NotImplementedError

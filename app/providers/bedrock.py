@@ -23,11 +23,12 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .base import Adapter, UpstreamError, UpstreamRequest, Usage
-from .common import (ChunkFactory, TranslatingDecoder, args_to_obj, args_to_str, bad_request,
+from .common import (keeps_partial, ChunkFactory, TranslatingDecoder, args_to_obj, args_to_str, bad_request,
                      completion_id, content_parts, content_text, dumps, embedding_inputs,
                      embeddings_list, error_for_status, extract_error_fields, function_tools,
                      image_url_of, lower_headers, load_json_object, loads, malformed,
@@ -323,8 +324,8 @@ class BedrockStreamDecoder(TranslatingDecoder):
             self._done = True
         return out
 
-    def _frames(self, frames: list[EventFrame]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    @keeps_partial
+    def _frames(self, frames: list[EventFrame]) -> Iterator[dict[str, Any]]:
         for frame in frames:
             err = frame_error(frame, self._provider, self._secrets)
             if err is not None:
@@ -342,8 +343,7 @@ class BedrockStreamDecoder(TranslatingDecoder):
                 obj = obj[etype]
             chunk = self._event(etype, obj)
             if chunk is not None:
-                out.append(chunk)
-        return out
+                yield chunk
 
     def _event(self, etype: Any, obj: dict[str, Any]) -> dict[str, Any] | None:
         f = self._factory

@@ -547,3 +547,28 @@ class TranslatingDecoder(StreamDecoder):
     @property
     def done(self) -> bool:
         return self._done
+
+
+def keeps_partial(method):
+    """Decorator for a decoder's loop over upstream events, written as a generator.
+
+    Collects the chunks it yields into a list. If the upstream signals an error part-way (an
+    in-band error after HTTP 200), the chunks decoded before it are still returned and the error
+    is kept in ``decoder.error`` for the core to raise after forwarding them, so content that
+    arrived in the same network read as the error is neither lost nor unbilled. With nothing
+    decoded before it, the error is raised straight away.
+    """
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        out: list[dict[str, Any]] = []
+        try:
+            for chunk in method(self, *args, **kwargs):
+                out.append(chunk)
+        except UpstreamError as err:
+            if not out:
+                raise
+            self.error = err
+        return out
+    return wrapper

@@ -11,10 +11,11 @@ generated ``call_...`` ids); images must be inline (bare base64); usage arrives 
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from .base import Adapter, UpstreamError, UpstreamRequest, Usage
-from .common import (ChunkFactory, TranslatingDecoder, args_to_obj, args_to_str, bad_request,
+from .common import (keeps_partial, ChunkFactory, TranslatingDecoder, args_to_obj, args_to_str, bad_request,
                      completion_id, content_parts, dumps, embedding_inputs,
                      embeddings_list, error_for_status, error_from_body, image_url_of,
                      load_json_object, malformed, max_tokens_of, now, parse_data_uri, stop_list,
@@ -120,8 +121,8 @@ class OllamaStreamDecoder(TranslatingDecoder):
     def close(self) -> list[dict[str, Any]]:
         return self._lines(self._nd.close())
 
-    def _lines(self, objs: list[Any]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    @keeps_partial
+    def _lines(self, objs: list[Any]) -> Iterator[dict[str, Any]]:
         f = self._factory
         for obj in objs:
             if self._done:
@@ -136,18 +137,18 @@ class OllamaStreamDecoder(TranslatingDecoder):
             if text is None and isinstance(obj.get("response"), str):  # /api/generate lines
                 text = obj["response"]
             if text:
-                out.append(f.chunk({"content": text}))
+                yield f.chunk({"content": text})
             calls = msg.get("tool_calls") if isinstance(msg, dict) else None
             if calls:
                 converted = convert_tool_calls(calls, self._tools)
                 self._tools += len(converted)
-                out.append(f.chunk({"tool_calls": converted}))
+                yield f.chunk({"tool_calls": converted})
             if obj.get("done"):
                 self.usage = usage_from_ollama(obj)
                 self.finish_reason = finish_reason(obj.get("done_reason"), self._tools > 0)
-                out.append(f.chunk({}, self.finish_reason))
+                yield f.chunk({}, self.finish_reason)
                 self._done = True
-        return out
+
 
 
 class OllamaAdapter(Adapter):

@@ -12,10 +12,11 @@ configured with ``config["stream_include_usage"] = False``.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from .base import Adapter, UpstreamError, UpstreamRequest, Usage
-from .common import (TranslatingDecoder, dumps, error_for_status, error_from_body,
+from .common import (keeps_partial, TranslatingDecoder, dumps, error_for_status, error_from_body,
                      extract_error_fields, guess_kind, load_json_object, loads, malformed,
                      usage_from_openai)
 from .sse import SSEParser
@@ -70,8 +71,8 @@ class OpenAIStreamDecoder(TranslatingDecoder):
     def close(self) -> list[dict[str, Any]]:
         return self._events(self._sse.close())
 
-    def _events(self, events) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    @keeps_partial
+    def _events(self, events) -> Iterator[dict[str, Any]]:
         for ev in events:
             if self._done:
                 break
@@ -95,8 +96,7 @@ class OpenAIStreamDecoder(TranslatingDecoder):
             for obj in objs:
                 chunk = self._chunk(obj, ev.event)
                 if chunk is not None:
-                    out.append(chunk)
-        return out
+                    yield chunk
 
     def _chunk(self, obj: Any, event: str | None) -> dict[str, Any] | None:
         if not isinstance(obj, dict):
@@ -194,6 +194,7 @@ class OpenAIAdapter(Adapter):
         if not isinstance(obj.get("choices"), list):
             raise malformed()
         obj["model"] = public_model
+        obj.setdefault("object", "chat.completion")  # Azure's documented bodies omit it
         usage = usage_from_openai(obj.get("usage"))
         if usage is None:
             usage = Usage(estimated=True)  # upstream sent none: the core should estimate

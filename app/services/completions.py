@@ -339,38 +339,42 @@ class Proxy:
         if usage.estimated or (usage.prompt_tokens == 0 and usage.completion_tokens == 0):
             usage = Usage(estimate_prompt(body["messages"]), estimate_tokens(_message_chars(obj)),
                           estimated=True)
+            obj["usage"] = usage.as_openai()  # what the client sees is what is billed
         self._record(call, 200, usage, None)
         return JSONResult(200, dumps(obj), {"x-request-id": call.request_id})
 
     def _stream(self, call: Call, route: Route, resp, body: dict[str, Any]) -> Iterator[bytes]:
         decoder = route.adapter.stream_decoder(route.name)
         wants_usage = client_wants_usage(body)
-        delivered_chars = 0
-        last: dict[str, Any] | None = None
-        status, error_class = 200, None
+        delivered = [0]  # characters of content/arguments sent to the client
+        last: list[dict[str, Any] | None] = [None]
+        status, error_class, finished = 200, None, False
+
+        def forward(chunks: list[dict[str, Any]]) -> Iterator[bytes]:
+            for chunk in chunks:
+                delivered[0] += _chunk_chars(chunk)
+                last[0] = chunk
+                call.mark_first_byte()
+                yield b"data: " + dumps(chunk) + b"\n\n"
+            if decoder.error is not None:  # in-band error after the chunks above
+                raise decoder.error
+
         try:
             try:
                 for block in resp.iter_chunks():
-                    for chunk in decoder.feed(block):
-                        delivered_chars += _chunk_chars(chunk)
-                        last = chunk
-                        call.mark_first_byte()
-                        yield b"data: " + dumps(chunk) + b"\n\n"
+                    yield from forward(decoder.feed(block))
                     if decoder.done:
                         break
-                for chunk in decoder.close():
-                    delivered_chars += _chunk_chars(chunk)
-                    last = chunk
-                    call.mark_first_byte()
-                    yield b"data: " + dumps(chunk) + b"\n\n"
+                yield from forward(decoder.close())
             except TransportError as exc:
                 raise transport_error(exc, route) from None
             if not decoder.done and decoder.finish_reason is None:
                 raise UpstreamError(502, "The upstream stream ended before it was complete.",
                                     "api_error", "stream_truncated", "stream_truncated")
+            finished = True
             if wants_usage:
-                usage = self._stream_usage(decoder, body, delivered_chars)
-                yield b"data: " + dumps(self._usage_chunk(last, route, usage)) + b"\n\n"
+                usage = self._stream_usage(decoder, body, delivered[0], finished)
+                yield b"data: " + dumps(self._usage_chunk(last[0], route, usage)) + b"\n\n"
             yield b"data: [DONE]\n\n"
         except UpstreamError as err:
             status, error_class = err.status, err.error_class
@@ -380,16 +384,23 @@ class Proxy:
             raise
         finally:
             resp.close()
-            self._record(call, status, self._stream_usage(decoder, body, delivered_chars),
+            self._record(call, status, self._stream_usage(decoder, body, delivered[0], finished),
                          error_class)
 
     @staticmethod
-    def _stream_usage(decoder, body: dict[str, Any], delivered_chars: int) -> Usage:
+    def _stream_usage(decoder, body: dict[str, Any], delivered_chars: int, finished: bool) -> Usage:
+        """The provider's usage when the stream completed; otherwise never less than delivered.
+
+        An interrupted stream may carry only partial usage (Anthropic's message_start says
+        output_tokens: 1), so it is billed at least the estimate of what reached the client.
+        """
         usage = decoder.usage
+        delivered_tokens = estimate_tokens(delivered_chars)
         if usage is not None and (usage.prompt_tokens or usage.completion_tokens):
-            return usage
-        return Usage(estimate_prompt(body.get("messages") or []), estimate_tokens(delivered_chars),
-                     estimated=True)
+            if finished or usage.completion_tokens >= delivered_tokens:
+                return usage
+            return Usage(usage.prompt_tokens, delivered_tokens, usage.cached_tokens, estimated=True)
+        return Usage(estimate_prompt(body.get("messages") or []), delivered_tokens, estimated=True)
 
     @staticmethod
     def _usage_chunk(last: dict[str, Any] | None, route: Route, usage: Usage) -> dict[str, Any]:
@@ -422,5 +433,6 @@ class Proxy:
             chars = sum(len(t) if isinstance(t, str) else 4 * (len(t) if isinstance(t, list) else 1)
                         for t in texts)
             usage = Usage(estimate_tokens(chars), 0, estimated=True)
+            obj["usage"] = {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}
         self._record(call, 200, usage, None)
         return JSONResult(200, dumps(obj), {"x-request-id": call.request_id})

@@ -106,10 +106,6 @@ def test_chat_non_stream(gateway, client, expect, provider_type):
 
 def test_chat_non_stream_object_field(gateway, client, provider_type, request):
     """OpenAI's schema requires `object: "chat.completion"`; Azure's documented example omits it."""
-    if provider_type == "azure-openai":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "app bug: OpenAIAdapter.parse_chat_response (app/providers/openai.py) passes an "
-            "upstream body without `object` through; should setdefault('object', 'chat.completion')")))
     model = gateway.model(provider_type, "chat")
     raw = client.chat.completions.with_raw_response.create(model=model, messages=MESSAGES)
     assert raw.http_response.json().get("object") == "chat.completion"
@@ -233,10 +229,9 @@ def test_embeddings_batch(gateway, client, expect, embedding_provider):
 
 
 # ------------------------------------------------------------------------------------ usage
-USAGE_BUGS = {
-    ("bedrock", "chat-tools"): "Bedrock's documented toolUse answer has no usage",
-    ("ollama", "embeddings-batch"): "Ollama's documented multi-input /api/embed answer has no prompt_eval_count",
-}
+# Upstream answers without usage, where the gateway must estimate and show the estimate:
+# Bedrock's documented toolUse answer has no usage; Ollama's documented multi-input /api/embed
+# answer has no prompt_eval_count.
 
 
 @pytest.mark.parametrize("call", ["chat-tools", "embeddings-batch"])
@@ -245,10 +240,6 @@ def test_client_usage_equals_billed_usage(gateway, client, provider_type, call, 
     estimate because the upstream reported none (streams already do this via the usage chunk)."""
     if call == "embeddings-batch" and provider_type == "anthropic":
         pytest.skip("Anthropic has no embeddings")
-    if (provider_type, call) in USAGE_BUGS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            f"app bug: {USAGE_BUGS[provider_type, call]}; Proxy.chat/Proxy.embeddings "
-            "(app/services/completions.py) bill an estimate but return the body's zero usage")))
     if call == "chat-tools":
         raw = client.chat.completions.with_raw_response.create(
             model=gateway.model(provider_type, "chat"), messages=MESSAGES, tools=TOOLS)

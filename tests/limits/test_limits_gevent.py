@@ -12,26 +12,32 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = r"""
 from gevent import monkey
 monkey.patch_all()
-import json, sys, gevent
+import json, sys, gevent, gevent.event
 from decimal import Decimal
 from app.limits import Budget, Denied, Limits, SQLiteStore
 
 store = SQLiteStore(sys.argv[1])
 T0 = 1_772_445_600.0
 budget = Budget("key:1", Decimal("0.30"), "day")
-admitted, held = [], []
+lim = Limits(rpm=1000, concurrency=50)
+decided = [0]
+upstream_done = gevent.event.Event()
 
 def request(i):
     try:
-        a = store.admit("key:1", Limits(rpm=1000, concurrency=50), [budget], 5, Decimal("0.01"), T0)
+        a = store.admit("key:1", lim, [budget], 5, Decimal("0.01"), T0)
     except Denied as d:
         return d.reason
-    admitted.append(a.ticket)
-    gevent.sleep(0.01)                 # the upstream call: other greenlets run meanwhile
+    finally:
+        decided[0] += 1
+    upstream_done.wait()               # the upstream call: other greenlets run meanwhile
     store.settle(a.ticket, 4, Decimal("0.005"), T0 + 1)
     return "ok"
 
 jobs = [gevent.spawn(request, i) for i in range(200)]
+while decided[0] < 200:
+    gevent.sleep(0.001)
+upstream_done.set()
 gevent.joinall(jobs, raise_error=True)
 reasons = {}
 for j in jobs:
