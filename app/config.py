@@ -93,6 +93,8 @@ def load_config(overrides: dict | None = None) -> dict:
         # whole non-stream exchange / wait for a stream's first bytes, on top of per-read timeouts
         "REQUEST_DEADLINE_SECONDS": float(_env("GATEWAY_REQUEST_DEADLINE", "600")),
         "GATEWAY_HTTP_CLIENT": _env("GATEWAY_HTTP_CLIENT", "gevent"),
+        # counter store for rate limits and budgets: default a SQLite file beside the DB
+        "LIMITS_STORE_URL": _env("GATEWAY_LIMITS_URL"),
     }
     cfg.update(overrides)
     return cfg

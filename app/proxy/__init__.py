@@ -7,6 +7,7 @@ from app.providers.common import dumps, loads
 from app.services import runtime
 from app.services.completions import Call, JSONResult, Proxy, ProxyError
 from app.services.transport import make_transport
+from app.services.spend import gate
 from app.services.usage import writer
 
 bp = Blueprint("proxy", __name__, url_prefix="/v1")
@@ -19,7 +20,8 @@ def proxy() -> Proxy:
     if p is None:
         cfg = current_app.config
         p = ext["gateway_proxy"] = Proxy(make_transport(cfg.get("GATEWAY_HTTP_CLIENT", "gevent")),
-                                         writer().record, cfg.get("REQUEST_DEADLINE_SECONDS"))
+                                         writer().record, cfg.get("REQUEST_DEADLINE_SECONDS"),
+                                         gate())
     return p
 
 
@@ -126,3 +128,37 @@ def get_model(model_id: str):
         return _error(ProxyError(404, f"The model '{model_id}' does not exist or you do not have "
                                  "access to it.", code="model_not_found", param="model"))
     return _json(200, _model_obj(routes[0]))
+
+
+def _plain(value):
+    """JSON-safe copy of the store's state (Decimals as fixed-point strings, never 1E-8)."""
+    from decimal import Decimal
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@bp.get("/key/info")
+def key_info():
+    """A key's own view: its limits with current counts, and spend against each budget."""
+    try:
+        snap = runtime.cache().get()
+        key = runtime.authenticate(_raw_key(), snap)
+        if key is None:
+            raise ProxyError(401, "Incorrect, disabled or expired API key.",
+                             type_="authentication_error", code="invalid_api_key")
+    except ProxyError as err:
+        return _error(err)
+    state = gate().key_state(snap, key)
+    return _json(200, {
+        "object": "key_info", "id": key.id, "name": key.name, "prefix": key.prefix,
+        "owner": key.owner, "scopes": sorted(key.scopes), "allowed_models": list(key.allowed_models),
+        "expires_at": key.expires_at.isoformat() + "Z" if key.expires_at else None,
+        "tags": key.tags, "state": _plain(state)})
+
+
+bp.add_url_rule("/usage", view_func=key_info, endpoint="usage")

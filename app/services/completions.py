@@ -54,6 +54,7 @@ class Call:
     route: Route | None = None
     model_name: str | None = None
     attempts: list[str] = field(default_factory=list)
+    ticket: Any = None  # spend.Ticket while limits/budgets are held
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 2)
@@ -95,6 +96,14 @@ def _content_chars(content: Any) -> int:
                     total += 85 * 4  # a low-detail image tile, OpenAI's floor
         return total
     return 0
+
+
+def _embedding_tokens(inp: Any) -> int:
+    """Strings at ~4 chars/token; token-id arrays count exactly."""
+    texts = [inp] if isinstance(inp, str) else inp
+    if texts and all(isinstance(t, int) for t in texts):
+        return len(texts)
+    return sum(estimate_tokens(len(t)) if isinstance(t, str) else len(t) for t in texts)
 
 
 def estimate_prompt(messages: list[Any]) -> int:
@@ -263,10 +272,11 @@ class Proxy:
     """Binds a transport and a usage sink; one per app."""
 
     def __init__(self, transport, record: Callable[[dict[str, Any]], None],
-                 request_deadline: float | None = None):
+                 request_deadline: float | None = None, gate=None):
         self.transport = transport
         self.record = record
         self.request_deadline = request_deadline
+        self.gate = gate
 
     def _deadline_error(self, call: Call) -> UpstreamError:
         name = call.route.provider_name if call.route else "upstream"
@@ -280,6 +290,12 @@ class Proxy:
         usage = usage or Usage()
         cost = route.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) \
             if route else Decimal(0)
+        if call.ticket is not None and self.gate is not None:
+            if usage.total_tokens or cost:
+                self.gate.settle(call.ticket, usage.total_tokens, cost)
+            else:  # failed before costing anything: give back the reservation and the lease
+                self.gate.release(call.ticket)
+            call.ticket = None
         try:
             self.record({
                 "request_id": call.request_id, "endpoint": call.endpoint, "key_id": call.key.id,
@@ -291,9 +307,31 @@ class Proxy:
                 "cost_usd": cost, "latency_ms": call.elapsed_ms(), "ttfb_ms": call.ttfb_ms,
                 "status_code": status, "error_class": error_class, "cache_hit": False,
                 "stream": call.stream, "attempts": ",".join(call.attempts) or None,
+                "owner": call.key.owner,
             })
         except Exception:  # accounting must never break the response
             log.exception("could not queue usage record %s", call.request_id)
+
+    def _admit(self, snap: Snapshot, call: Call, route: Route, prompt_tokens: int,
+               body: dict[str, Any]) -> None:
+        """Take the key's/model's/provider's limits and reserve the worst-case cost."""
+        if self.gate is None:
+            return
+        from app.services.spend import SpendDenied, worst_case_output
+        max_out = worst_case_output(body, route) if call.endpoint == "chat" else 0
+        try:
+            call.ticket = self.gate.admit(snap, call.key, route, prompt_tokens, max_out)
+        except SpendDenied as denied:
+            raise ProxyError(denied.status, denied.message, denied.type, denied.code,
+                             error_class=denied.error_class, headers=denied.headers) from None
+
+    def _success_headers(self, call: Call) -> dict[str, str]:
+        headers = {"x-request-id": call.request_id}
+        if call.ticket is not None:
+            headers.update(call.ticket.headers)
+            if call.ticket.warning:
+                headers["x-gateway-budget-warning"] = call.ticket.warning
+        return headers
 
     def fail(self, call: Call, err: ProxyError | UpstreamError) -> JSONResult:
         self._record(call, err.status, None, err.error_class)
@@ -321,12 +359,13 @@ class Proxy:
         try:
             validate_chat(body)
             route = call.route = resolve(snap, call.key, body["model"], "chat")
+            self._admit(snap, call, route, estimate_prompt(body["messages"]), body)
             req = route.adapter.chat_request(body, route.upstream_id)
             with deadline(self.request_deadline):
                 resp = self._send(call, route, req)
                 if call.stream:  # the deadline covers the wait for the stream to start
                     return StreamResult(self._stream(call, route, resp, body),
-                                        {"x-request-id": call.request_id})
+                                        self._success_headers(call))
                 data = resp.read()
             call.mark_first_byte()
             obj, usage = route.adapter.parse_chat_response(data, route.name)
@@ -340,8 +379,9 @@ class Proxy:
             usage = Usage(estimate_prompt(body["messages"]), estimate_tokens(_message_chars(obj)),
                           estimated=True)
             obj["usage"] = usage.as_openai()  # what the client sees is what is billed
+        headers = self._success_headers(call)
         self._record(call, 200, usage, None)
-        return JSONResult(200, dumps(obj), {"x-request-id": call.request_id})
+        return JSONResult(200, dumps(obj), headers)
 
     def _stream(self, call: Call, route: Route, resp, body: dict[str, Any]) -> Iterator[bytes]:
         decoder = route.adapter.stream_decoder(route.name)
@@ -415,6 +455,7 @@ class Proxy:
         try:
             validate_embeddings(body)
             route = call.route = resolve(snap, call.key, body["model"], "embedding")
+            self._admit(snap, call, route, _embedding_tokens(body["input"]), body)
             datas = []
             with deadline(self.request_deadline):
                 for req in route.adapter.embeddings_requests(body, route.upstream_id):
@@ -428,11 +469,8 @@ class Proxy:
         except TransportError as exc:
             return self.fail(call, transport_error(exc, call.route))
         if not usage.prompt_tokens:
-            inp = body["input"]
-            texts = [inp] if isinstance(inp, str) else inp
-            chars = sum(len(t) if isinstance(t, str) else 4 * (len(t) if isinstance(t, list) else 1)
-                        for t in texts)
-            usage = Usage(estimate_tokens(chars), 0, estimated=True)
+            usage = Usage(_embedding_tokens(body["input"]), 0, estimated=True)
             obj["usage"] = {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}
+        headers = self._success_headers(call)
         self._record(call, 200, usage, None)
-        return JSONResult(200, dumps(obj), {"x-request-id": call.request_id})
+        return JSONResult(200, dumps(obj), headers)

@@ -20,7 +20,7 @@ from typing import Any
 from flask import current_app
 
 from app.extensions import db
-from app.models import GatewayKey, Model, Provider, utcnow
+from app.models import GatewayKey, Model, Provider, Team, utcnow
 from app.providers.base import Adapter
 from app.providers.registry import get_adapter
 from app.services import providers as provider_service
@@ -86,6 +86,9 @@ class Route:
     owned_by: str
     priority: int = 0
     weight: int = 1
+    max_output_tokens: int | None = None
+    model_limits: dict[str, Any] | None = None
+    provider_limits: dict[str, Any] | None = None
 
     def cost(self, prompt: int, completion: int, cached: int = 0) -> Decimal:
         """Exact cost in USD: cached input tokens at the cached price when the model has one."""
@@ -101,6 +104,7 @@ class Snapshot:
     keys: dict[str, KeyInfo] = field(default_factory=dict)  # by sha256
     by_name: dict[str, list[Route]] = field(default_factory=dict)
     by_upstream: dict[str, list[Route]] = field(default_factory=dict)
+    team_budgets: dict[str, dict[str, Any]] = field(default_factory=dict)  # team name -> budget
 
     def resolve(self, model: str) -> list[Route]:
         """Public name/alias first, then the upstream id."""
@@ -121,6 +125,9 @@ def _build(version: int) -> Snapshot:
             allowed_models=tuple(k.allowed_models or []), expires_at=k.expires_at,
             usable=bool(k.enabled), limits=dict(k.limits or {}), budget=dict(k.budget or {}),
             allowed_ips=tuple(nets), tags=dict(k.tags or {}))
+    for team in db.session.scalars(db.select(Team)):
+        if team.budget:
+            snap.team_budgets[team.name] = dict(team.budget)
     rows = db.session.execute(
         db.select(Model, Provider).join(Provider)
         .where(Model.enabled.is_(True), Provider.enabled.is_(True))
@@ -145,7 +152,9 @@ def _build(version: int) -> Snapshot:
                           if model.cached_input_price_per_mtok is not None else None),
             supports_streaming=model.supports_streaming,
             created=int(model.created_at.timestamp()), owned_by=provider.slug,
-            priority=model.priority, weight=model.weight)
+            priority=model.priority, weight=model.weight,
+            max_output_tokens=model.max_output_tokens, model_limits=model.limits or None,
+            provider_limits=provider.limits or None)
         snap.by_name.setdefault(model.name, []).append(route)
         snap.by_upstream.setdefault(model.model_id, []).append(route)
     return snap

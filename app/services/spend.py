@@ -1,0 +1,158 @@
+"""Spend control on the request path: rate limits, concurrency and budgets per key, team, model
+and provider, through one counter store (app.limits) shared by every worker of the host.
+
+Budget refusals are HTTP 402 with type/code ``insufficient_quota``: unlike OpenAI's 429 for the
+same condition, 402 tells SDKs not to retry (openai-python retries every 429), since waiting
+does not make money appear. Rate and concurrency refusals are 429 with ``Retry-After`` and
+OpenAI's ``x-ratelimit-*`` headers.
+
+A key, model and provider without limits or budgets skip the store entirely (no round trip).
+If the store cannot be reached (file locked beyond its timeout) the request is let through and
+the failure logged: the gateway degrades to unlimited rather than refusing all traffic.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+
+from app.limits import Budget, Denied, Limits, make_store
+from app.services.runtime import KeyInfo, Route, Snapshot
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_OUTPUT = 4096  # reservation when neither the request nor the model caps output
+
+
+class SpendDenied(Exception):
+    """Carries the OpenAI-shaped refusal (status, type, code, message, headers)."""
+
+    def __init__(self, status: int, message: str, type_: str, code: str, headers: dict[str, str],
+                 error_class: str):
+        super().__init__(message)
+        self.status, self.message, self.type, self.code = status, message, type_, code
+        self.headers, self.error_class = headers, error_class
+
+
+@dataclass
+class Ticket:
+    """What a call holds while in flight: one store ticket per limited subject."""
+
+    tickets: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    warning: str | None = None
+
+
+def _limits(data: dict[str, Any] | None) -> Limits | None:
+    if not data:
+        return None
+    limits = Limits.from_dict(data)
+    return limits if any(getattr(limits, f) is not None for f in
+                         ("rpm", "rph", "rpd", "tpm", "tpd", "concurrency")) else None
+
+
+def budgets_for(snap: Snapshot, key: KeyInfo) -> list[Budget]:
+    out = []
+    if key.budget:
+        out.append(Budget.from_dict(f"key:{key.id}", key.budget))
+    if key.owner and key.owner in snap.team_budgets:
+        out.append(Budget.from_dict(f"team:{key.owner}", snap.team_budgets[key.owner]))
+    return out
+
+
+def worst_case_output(body: dict[str, Any], route: Route) -> int:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return route.max_output_tokens or DEFAULT_MAX_OUTPUT
+
+
+class Gate:
+    def __init__(self, store):
+        self.store = store
+
+    def admit(self, snap: Snapshot, key: KeyInfo, route: Route, prompt_tokens: int,
+              max_output: int) -> Ticket | None:
+        """Check and record every applicable limit and budget; None when nothing applies."""
+        subjects = []
+        key_limits = _limits(key.limits)
+        budgets = budgets_for(snap, key)
+        if key_limits or budgets:
+            subjects.append((f"key:{key.id}", key_limits or Limits(), budgets))
+        if (m := _limits(route.model_limits)) is not None:
+            subjects.append((f"model:{route.model_pk}", m, []))
+        if (p := _limits(route.provider_limits)) is not None:
+            subjects.append((f"provider:{route.provider_id}", p, []))
+        if not subjects:
+            return None
+        reserve = route.cost(prompt_tokens, max_output)
+        ticket = Ticket()
+        now = time.time()
+        try:
+            for subject, limits, subject_budgets in subjects:
+                adm = self.store.admit(subject, limits, subject_budgets, prompt_tokens + max_output,
+                                       reserve if subject_budgets else Decimal(0), now)
+                ticket.tickets.append(adm.ticket)
+                if subject.startswith("key:"):
+                    ticket.headers.update(adm.headers)
+                    ticket.warning = adm.budget_warning
+        except Denied as denied:
+            self.release(ticket)
+            raise self._refusal(denied, subject) from None
+        except Exception:  # store unavailable: fail open, loudly
+            log.exception("limit store unavailable; letting the request through")
+            self.release(ticket)
+            return None
+        return ticket
+
+    @staticmethod
+    def _refusal(denied: Denied, subject: str) -> SpendDenied:
+        headers = dict(denied.headers)
+        if denied.reason == "budget":
+            return SpendDenied(402, denied.message, "insufficient_quota", "insufficient_quota",
+                               headers, "budget_exceeded")
+        if not subject.startswith("key:"):  # a global model/provider limit protecting a quota
+            headers = {k: val for k, val in headers.items() if k.lower() == "retry-after"}
+        code = "concurrency_limit_exceeded" if denied.reason == "concurrency" else "rate_limit_exceeded"
+        return SpendDenied(429, denied.message, "rate_limit_error", code, headers, "rate_limited")
+
+    def settle(self, ticket: Ticket | None, tokens: int, cost: Decimal) -> None:
+        if ticket is None:
+            return
+        now = time.time()
+        for t in ticket.tickets:
+            try:
+                self.store.settle(t, tokens, cost, now)
+            except Exception:
+                log.exception("could not settle limit ticket %s", t)
+
+    def release(self, ticket: Ticket | None) -> None:
+        if ticket is None:
+            return
+        now = time.time()
+        for t in ticket.tickets:
+            try:
+                self.store.release(t, now)
+            except Exception:
+                log.exception("could not release limit ticket %s", t)
+
+    def key_state(self, snap: Snapshot, key: KeyInfo) -> dict[str, Any]:
+        return self.store.state(f"key:{key.id}", _limits(key.limits) or Limits(),
+                                budgets_for(snap, key), time.time())
+
+
+def store_url(app) -> str:
+    return app.config.get("LIMITS_STORE_URL") or f"sqlite:///{Path(app.instance_path) / 'counters.db'}"
+
+
+def gate() -> Gate:
+    ext = current_app.extensions
+    g = ext.get("gateway_gate")
+    if g is None:
+        g = ext["gateway_gate"] = Gate(make_store(store_url(current_app)))
+    return g
