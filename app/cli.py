@@ -1,6 +1,7 @@
 """flask CLI commands: users, keys, encryption key rotation, demo seed, health checks."""
 from __future__ import annotations
 
+import json
 import secrets
 import sys
 import time
@@ -68,11 +69,21 @@ def register(app: Flask) -> None:
                   help="comma-separated: chat, embeddings, models, admin")
     @click.option("--owner", default=None)
     @click.option("--models", "allowed", default="", help="comma-separated allowed models (empty = all)")
-    def create_key(name, scopes, owner, allowed):
+    @click.option("--limits", "limits_json", default=None,
+                  help='JSON, e.g. \'{"rpm": 60, "tpm": 100000, "concurrency": 4}\'')
+    @click.option("--budget", "budget_json", default=None,
+                  help='JSON, e.g. \'{"amount_usd": 10, "period": "month"}\'')
+    def create_key(name, scopes, owner, allowed, limits_json, budget_json):
         """Create a gateway key; prints only the key (shown this once)."""
         try:
-            _, raw = keys.create({"name": name, "scopes": scopes, "owner": owner,
-                                  "allowed_models": allowed}, actor="cli")
+            data = {"name": name, "scopes": scopes, "owner": owner, "allowed_models": allowed}
+            for field, raw_json in (("limits", limits_json), ("budget", budget_json)):
+                if raw_json:
+                    try:
+                        data[field] = json.loads(raw_json)
+                    except ValueError:
+                        raise ServiceError(f"--{field} must be JSON") from None
+            _, raw = keys.create(data, actor="cli")
         except ServiceError as exc:
             _fail(exc)
         click.echo(raw)

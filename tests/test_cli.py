@@ -62,3 +62,13 @@ def test_generate_encryption_key(app):
     from cryptography.fernet import Fernet
     out = app.test_cli_runner().invoke(args=["generate-encryption-key"]).output.strip()
     Fernet(out.encode())  # valid key
+
+
+def test_create_key_with_limits_and_budget(app):
+    r = app.test_cli_runner().invoke(args=["create-key", "--name", "b", "--limits", '{"rpm": 5}',
+                                           "--budget", '{"amount_usd": 3, "period": "day"}'])
+    assert r.exit_code == 0, r.output
+    k = keys.find_by_secret(r.output.strip())
+    assert k.limits == {"rpm": 5} and k.budget["period"] == "day"
+    r = app.test_cli_runner().invoke(args=["create-key", "--name", "b", "--limits", "{bad"])
+    assert r.exit_code == 1 and "--limits must be JSON" in r.output
