@@ -42,6 +42,9 @@ def worker_exit(server, worker):
 
     app = getattr(worker, "wsgi", None)
     if app is not None:
+        gate = app.extensions.get("gateway_gate")
+        if gate is not None:
+            gate.flush()  # end every finished request's reservation and lease
         written = flush_app(app)
         if written:
             server.log.info("worker %s flushed %d usage record(s) on exit", worker.pid, written)

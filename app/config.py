@@ -95,6 +95,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "GATEWAY_HTTP_CLIENT": _env("GATEWAY_HTTP_CLIENT", "gevent"),
         # counter store for rate limits and budgets: default a SQLite file beside the DB
         "LIMITS_STORE_URL": _env("GATEWAY_LIMITS_URL"),
+        "LIMITS_SETTLE_INTERVAL": float(_env("GATEWAY_LIMITS_SETTLE_INTERVAL", "0.02")),
     }
     cfg.update(overrides)
     return cfg

@@ -121,6 +121,15 @@ class Store:
     def release(self, ticket: str, now: float) -> None:
         raise NotImplementedError
 
+    def settle_many(self, items: Sequence[tuple[str, int, Decimal, float, bool]]) -> None:
+        """``(ticket, tokens, cost_usd, now, settled)`` items: settle, or release when not
+        ``settled``. Stores that can should do it in one transaction."""
+        for ticket, tokens, cost, now, settled in items:
+            if settled:
+                self.settle(ticket, tokens, cost, now)
+            else:
+                self.release(ticket, now)
+
     def state(self, subject: str, limits: Limits, budgets: Sequence[Budget], now: float) -> dict:
         raise NotImplementedError
 

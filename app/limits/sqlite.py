@@ -400,45 +400,61 @@ class SQLiteStore(core.Store):
         self._finish(ticket, 0, core.ZERO, now, False)
 
     def _finish(self, ticket: str, tokens: int, cost: Decimal, now: float, settled: bool) -> None:
+        self._transaction(lambda c: self._finish_in(c, ticket, tokens, cost, now, settled))
+
+    def settle_many(self, items: Sequence[tuple[str, int, Decimal, float, bool]]) -> None:
+        """Settle (``settled=True``) or release several tickets in ONE transaction.
+
+        Items are ``(ticket, tokens, cost_usd, now, settled)``; the gateway batches the end of
+        its requests through this so the request path pays a single store round trip (admit).
+        """
+        items = [(t, core.count(tok, "tokens"), core.money(cost), now, settled)
+                 for t, tok, cost, now, settled in items]
+        if not items:
+            return
+
+        def txn(c):
+            for item in items:
+                self._finish_in(c, *item)
+        self._transaction(txn)
+
+    def _finish_in(self, c, ticket: str, tokens: int, cost: Decimal, now: float,
+                   settled: bool) -> None:
         now_us = core.to_us(now)
         key = _ticket_key(ticket)
         if key is None:
             return
-
-        def txn(c):
-            row = c.execute("SELECT est, tpm_bucket, tpd_bucket, amount, budgets, held"
-                            " FROM rl_ticket WHERE subject=? AND expires_at=? AND id=?",
-                            key).fetchone()
-            if row is None:
-                return
-            subject = key[0]
-            est, tpm_b, tpd_b, amount, budgets, held = row
-            c.execute("DELETE FROM rl_ticket WHERE subject=? AND expires_at=? AND id=?", key)
-            for name, bucket_s, old in (("tpm", 1, tpm_b), ("tpd", 60, tpd_b)):
-                if old is None:
-                    continue
-                cur = token_bucket(now_us, bucket_s)
-                if cur != old and est:
-                    c.execute("UPDATE rl_tokens SET tokens=tokens-? WHERE subject=? AND win=?"
-                              " AND bucket=?", (est, subject, name, old))
-                delta = tokens - est if cur == old else tokens
-                if delta:
-                    c.execute(_ADD_TOKENS, (subject, name, cur, delta))
-            if not budgets or not (held or (settled and cost)):
-                return
-            amount = Decimal(amount)
-            for bkey in json.loads(budgets):
-                spent, reserved = c.execute("SELECT spent, reserved FROM rl_budget WHERE scope=?"
-                                            " AND period=? AND start=?", bkey).fetchone()
-                spent, reserved = Decimal(spent), Decimal(reserved)
-                if held:
-                    reserved -= amount
-                if settled:
-                    spent += cost
-                c.execute("UPDATE rl_budget SET spent=?, reserved=? WHERE scope=? AND period=?"
-                          " AND start=?", (_text(spent), _text(reserved), *bkey))
-
-        self._transaction(txn)
+        row = c.execute("SELECT est, tpm_bucket, tpd_bucket, amount, budgets, held"
+                        " FROM rl_ticket WHERE subject=? AND expires_at=? AND id=?",
+                        key).fetchone()
+        if row is None:
+            return
+        subject = key[0]
+        est, tpm_b, tpd_b, amount, budgets, held = row
+        c.execute("DELETE FROM rl_ticket WHERE subject=? AND expires_at=? AND id=?", key)
+        for name, bucket_s, old in (("tpm", 1, tpm_b), ("tpd", 60, tpd_b)):
+            if old is None:
+                continue
+            cur = token_bucket(now_us, bucket_s)
+            if cur != old and est:
+                c.execute("UPDATE rl_tokens SET tokens=tokens-? WHERE subject=? AND win=?"
+                          " AND bucket=?", (est, subject, name, old))
+            delta = tokens - est if cur == old else tokens
+            if delta:
+                c.execute(_ADD_TOKENS, (subject, name, cur, delta))
+        if not budgets or not (held or (settled and cost)):
+            return
+        amount = Decimal(amount)
+        for bkey in json.loads(budgets):
+            spent, reserved = c.execute("SELECT spent, reserved FROM rl_budget WHERE scope=?"
+                                        " AND period=? AND start=?", bkey).fetchone()
+            spent, reserved = Decimal(spent), Decimal(reserved)
+            if held:
+                reserved -= amount
+            if settled:
+                spent += cost
+            c.execute("UPDATE rl_budget SET spent=?, reserved=? WHERE scope=? AND period=?"
+                      " AND start=?", (_text(spent), _text(reserved), *bkey))
 
     def state(self, subject: str, limits: Limits, budgets: Sequence[Budget], now: float) -> dict:
         """Limits, in-flight count and budgets as of ``now`` (a read-only snapshot)."""

@@ -12,7 +12,9 @@ the failure logged: the gateway degrades to unlimited rather than refusing all t
 """
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -73,8 +75,18 @@ def worst_case_output(body: dict[str, Any], route: Route) -> int:
 
 
 class Gate:
-    def __init__(self, store):
+    """Admission is synchronous (one store transaction); the end of each request (settle or
+    release) is queued and written in batches by a background greenlet every
+    ``settle_interval`` seconds, so a request costs one store round trip. Until its batch is
+    written a finished request still holds its reservation and lease, which can only make the
+    limits stricter for those milliseconds, never let more through."""
+
+    def __init__(self, store, settle_interval: float = 0.0):
         self.store = store
+        self.settle_interval = settle_interval
+        self._pending: list[tuple[str, int, Decimal, float, bool]] = []
+        self._started = False
+        self._lock = threading.Lock()
 
     def admit(self, snap: Snapshot, key: KeyInfo, route: Route, prompt_tokens: int,
               max_output: int) -> Ticket | None:
@@ -122,24 +134,49 @@ class Gate:
         return SpendDenied(429, denied.message, "rate_limit_error", code, headers, "rate_limited")
 
     def settle(self, ticket: Ticket | None, tokens: int, cost: Decimal) -> None:
-        if ticket is None:
-            return
-        now = time.time()
-        for t in ticket.tickets:
-            try:
-                self.store.settle(t, tokens, cost, now)
-            except Exception:
-                log.exception("could not settle limit ticket %s", t)
+        if ticket is not None:
+            self._queue([(t, tokens, cost, time.time(), True) for t in ticket.tickets])
 
     def release(self, ticket: Ticket | None) -> None:
-        if ticket is None:
-            return
-        now = time.time()
-        for t in ticket.tickets:
-            try:
-                self.store.release(t, now)
-            except Exception:
-                log.exception("could not release limit ticket %s", t)
+        if ticket is not None:
+            self._queue([(t, 0, Decimal(0), time.time(), False) for t in ticket.tickets])
+
+    def _queue(self, items: list[tuple[str, int, Decimal, float, bool]]) -> None:
+        with self._lock:
+            self._pending.extend(items)
+        if self.settle_interval <= 0:
+            self.flush()
+        elif not self._started:
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        atexit.register(self.flush)
+        threading.Thread(target=self._loop, name="limit-settler", daemon=True).start()
+
+    def _loop(self) -> None:
+        from app.services.usage import _sleep
+        while True:
+            _sleep(self.settle_interval)
+            self.flush()
+
+    def flush(self) -> int:
+        """Write every queued settle/release now (also called at worker exit)."""
+        with self._lock:
+            items, self._pending = self._pending, []
+        if not items:
+            return 0
+        try:
+            self.store.settle_many(items)
+        except Exception:  # keep them for the next round; leases expire if this never works
+            log.exception("could not settle %d limit ticket(s); retrying", len(items))
+            with self._lock:
+                self._pending[:0] = items
+            return 0
+        return len(items)
 
     def key_state(self, snap: Snapshot, key: KeyInfo) -> dict[str, Any]:
         return self.store.state(f"key:{key.id}", _limits(key.limits) or Limits(),
@@ -154,5 +191,6 @@ def gate() -> Gate:
     ext = current_app.extensions
     g = ext.get("gateway_gate")
     if g is None:
-        g = ext["gateway_gate"] = Gate(make_store(store_url(current_app)))
+        g = ext["gateway_gate"] = Gate(make_store(store_url(current_app)),
+                                       current_app.config["LIMITS_SETTLE_INTERVAL"])
     return g

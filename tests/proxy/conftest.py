@@ -5,7 +5,8 @@ import pytest
 def gw(app_factory):
     """An app wired for proxy tests: requests transport (faked by `responses`), usage written
     synchronously, cache re-validated on every request."""
-    app = app_factory(GATEWAY_HTTP_CLIENT="requests", USAGE_FLUSH_INTERVAL=0, CACHE_TTL_SECONDS=0)
+    app = app_factory(GATEWAY_HTTP_CLIENT="requests", USAGE_FLUSH_INTERVAL=0, CACHE_TTL_SECONDS=0,
+                      LIMITS_SETTLE_INTERVAL=0)
     with app.app_context():
         yield app
 
