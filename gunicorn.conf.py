@@ -12,28 +12,31 @@ accesslog = os.environ.get("GATEWAY_ACCESS_LOG") or None
 loglevel = os.environ.get("GATEWAY_LOG_LEVEL", "info")
 
 
-def when_ready(server):
-    """Once, in the master: create the admin from the environment if there is no user yet."""
-    from app import create_app
-    from app.cli import ensure_admin_from_env
+def post_worker_init(worker):
+    """Per worker: create the admin from the environment when there is no user yet (the first
+    worker wins, the others see the user or lose the unique-name race harmlessly), and start
+    the scheduled health checks (one runner per round across workers via a DB lease).
 
-    app = create_app()
+    Done in the workers, not the master, so the master never imports the app and stays small.
+    """
+    import gevent
+
+    from app.cli import ensure_admin_from_env
+    from app.extensions import db
+    from app.services import health
+
+    app = worker.wsgi
     with app.app_context():
         try:
             created = ensure_admin_from_env(app)
             if created:
-                server.log.info("created admin user %r from GATEWAY_ADMIN_USER", created)
-        except Exception as exc:  # e.g. schema not migrated yet: say so, keep serving
-            server.log.warning("could not create the admin from the environment: %s", exc)
-
-
-def post_worker_init(worker):
-    """Per worker: the scheduled health checks (one runner per round across workers via a DB lease)."""
-    import gevent
-
-    from app.services import health
-
-    gevent.spawn(health.scheduler_loop, worker.wsgi)
+                worker.log.info("created admin user %r from GATEWAY_ADMIN_USER", created)
+        except Exception as exc:  # schema not migrated yet, or another worker just created it
+            db.session.rollback()
+            worker.log.info("admin from the environment not created here: %s", type(exc).__name__)
+        finally:
+            db.session.remove()
+    gevent.spawn(health.scheduler_loop, app)
 
 
 def worker_exit(server, worker):

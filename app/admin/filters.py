@@ -1,4 +1,4 @@
-"""Jinja filters for the console: times, money, audit diffs."""
+"""Jinja filters for the console: times, money, audit diffs, spend meters."""
 from __future__ import annotations
 
 import json
@@ -52,6 +52,80 @@ def thousands(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
 
 
+def usd(value: Decimal | float | str | None) -> str:
+    """Spend: "$1,234.56", "$0.50", "$0.00075" (small amounts keep up to 6 decimals)."""
+    if value in (None, ""):
+        return "—"
+    amount = Decimal(str(value))
+    if amount == 0:
+        return "$0.00"
+    if abs(amount) >= 1:
+        return f"${amount:,.2f}"
+    text = format(amount.quantize(Decimal("0.000001")).normalize(), "f")
+    if text in ("0", "-0"):
+        return "<$0.000001"
+    if len(text.partition(".")[2]) < 2:
+        text = f"{Decimal(text):.2f}"
+    return f"${text}"
+
+
+def duration(seconds: float | None) -> str:
+    """"45 s", "12 min", "3 h 5 min", "6 d 4 h": how long until a counter resets."""
+    if seconds is None:
+        return "—"
+    seconds = max(0, int(round(seconds)))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min {secs} s" if secs and minutes < 10 else f"{minutes} min"
+    return f"{secs} s"
+
+
+LIMIT_UNITS = (("rpm", "rpm"), ("rph", "rph"), ("rpd", "rpd"), ("tpm", "tpm"), ("tpd", "tpd"),
+               ("concurrency", "concurrent"))
+LIMIT_NAMES = {"rpm": "Requests / minute", "rph": "Requests / hour", "rpd": "Requests / day",
+               "tpm": "Tokens / minute", "tpd": "Tokens / day", "concurrency": "Concurrent requests"}
+
+
+def limits_text(limits: dict | None) -> str:
+    """{"rpm": 60, "concurrency": 4} -> "60 rpm · 4 concurrent" ("" when none are set)."""
+    limits = limits or {}
+    return " · ".join(f"{limits[name]:,} {unit}" for name, unit in LIMIT_UNITS
+                      if limits.get(name) is not None)
+
+
+def _pct(part: Decimal | int, whole: Decimal | int) -> float:
+    if not whole:
+        return 100.0 if part else 0.0
+    return max(0.0, min(100.0, float(Decimal(part) * 100 / Decimal(whole))))
+
+
+def budget_meter(b: dict) -> dict:
+    """Bar geometry for a budget from the counter store: spent and reserved widths (%), the
+    soft marker, and a level: "ok", "warn" (at/past the soft threshold) or "over" (used up)."""
+    amount, spent, reserved = b["amount_usd"], b["spent_usd"], b["reserved_usd"]
+    committed = spent + reserved
+    spent_pct = _pct(spent, amount)
+    level = "over" if committed >= amount else \
+        "warn" if committed * 100 >= amount * b["soft_pct"] else "ok"
+    return {"spent_pct": round(spent_pct, 2),
+            "reserved_pct": round(min(100.0 - spent_pct, _pct(reserved, amount)), 2),
+            "soft_pct": b["soft_pct"], "used_pct": b.get("used_pct", int(_pct(committed, amount))),
+            "level": level}
+
+
+def limit_meter(limit: dict) -> dict:
+    """Bar geometry for one rate limit ({"limit", "used", "remaining", ...})."""
+    pct = _pct(limit["used"], limit["limit"])
+    level = "over" if limit["remaining"] <= 0 else "warn" if pct >= 80 else "ok"
+    return {"pct": round(pct, 2), "level": level}
+
+
 def _show(value) -> str:
     if value is None or value == "":
         return "∅"
@@ -84,5 +158,7 @@ def type_label(provider) -> str:
 def register(bp) -> None:
     for name, func in (("dt", dt), ("ago", ago), ("money", money), ("ms", ms),
                        ("thousands", thousands), ("diff_items", diff_items),
-                       ("type_label", type_label)):
+                       ("type_label", type_label), ("usd", usd), ("duration", duration),
+                       ("limits_text", limits_text), ("budget_meter", budget_meter),
+                       ("limit_meter", limit_meter)):
         bp.add_app_template_filter(func, name)

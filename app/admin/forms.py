@@ -99,6 +99,56 @@ def _number(value):
     return str(value) if isinstance(value, Decimal) else value
 
 
+class LimitFields:
+    """Rate limits (rpm … concurrency), shared by keys, models and providers; blank = unlimited.
+
+    A plain mixin: WTForms collects fields from every class in a form's MRO.
+    """
+
+    rpm = IntegerField("Requests / minute", [Optional(), NumberRange(1, 10**12)])
+    rph = IntegerField("Requests / hour", [Optional(), NumberRange(1, 10**12)])
+    rpd = IntegerField("Requests / day", [Optional(), NumberRange(1, 10**12)])
+    tpm = IntegerField("Tokens / minute", [Optional(), NumberRange(1, 10**12)])
+    tpd = IntegerField("Tokens / day", [Optional(), NumberRange(1, 10**12)])
+    concurrency = IntegerField("Concurrent requests", [Optional(), NumberRange(1, 10**12)])
+
+    def limits_payload(self) -> dict:
+        """The `limits` dict the services take: only the fields that were filled in."""
+        return {f: self[f].data for f in LIMIT_FIELDS if self[f].data is not None}
+
+    @staticmethod
+    def limits_initial(limits: dict | None) -> dict:
+        return {f: (limits or {}).get(f) for f in LIMIT_FIELDS}
+
+
+def budget_payload(form: FlaskForm) -> dict:
+    """budget_amount/period/soft_pct -> the services' `budget` dict ({} = no budget)."""
+    if form.budget_amount.data is None:
+        return {}
+    return {"amount_usd": str(form.budget_amount.data), "period": form.budget_period.data,
+            "soft_pct": form.budget_soft_pct.data or 80}
+
+
+def budget_initial(budget: dict | None) -> dict:
+    budget = budget or {}
+    return {"budget_amount": plain_decimal(budget.get("amount_usd")) if budget else None,
+            "budget_period": budget.get("period", "month"),
+            "budget_soft_pct": budget.get("soft_pct", 80)}
+
+
+class BudgetFields:
+    """A spending cap (keys and teams); `budget_payload`/`budget_initial` map it to the services."""
+
+    budget_amount = DecimalField("Budget (USD)", [Optional(), NumberRange(0, 10**9)], places=None,
+                                 description="Blank = no budget.")
+    budget_period = SelectField("Budget period", choices=options((p, p.capitalize()) for p in PERIODS),
+                                default="month",
+                                description="UTC calendar periods (weeks start on Monday).")
+    budget_soft_pct = IntegerField("Warn at (% of budget)", [Optional(), NumberRange(1, 100)],
+                                   default=80,
+                                   description="Flagged on the overview past this share.")
+
+
 # --- auth ----------------------------------------------------------------------------------------
 
 
@@ -139,7 +189,7 @@ def field_text(name: str) -> tuple[str, str | None]:
     return FIELD_TEXT.get(name, (name.replace("_", " ").capitalize(), None))
 
 
-class ProviderForm(FlaskForm):
+class ProviderForm(LimitFields, FlaskForm):
     """Fields every provider type has; `provider_form()` adds the type's own fields."""
 
     name = StringField("Name", [DataRequired(), Length(max=120)],
@@ -169,6 +219,7 @@ class ProviderForm(FlaskForm):
         data = {f: _number(self[f].data) for f in (
             "name", "type", "api_base", "trust_level", "connect_timeout", "read_timeout",
             "default_temperature", "default_max_tokens", "enabled")}
+        data["limits"] = self.limits_payload()
         config = {k: v for k, v in (existing_config or {}).items()
                   if k not in self.config_names and k != "preset"}
         config.update({n: self[n].data.strip() for n in self.config_names if (self[n].data or "").strip()})
@@ -216,7 +267,7 @@ CAPABILITIES = (("supports_streaming", "Streaming"), ("supports_tools", "Tools /
                 ("supports_vision", "Vision (image input)"), ("supports_json", "JSON mode"))
 
 
-class ModelForm(FlaskForm):
+class ModelForm(LimitFields, FlaskForm):
     provider_id = SelectField("Provider", coerce=int, choices=[])
     model_id = StringField("Upstream model ID", [DataRequired(), Length(max=200)],
                            description="Exactly as the provider names it, e.g. gpt-4o-mini.")
@@ -251,7 +302,7 @@ class ModelForm(FlaskForm):
         names = ("provider_id", "model_id", "name", "kind", "context_window", "max_output_tokens",
                  "input_price_per_mtok", "output_price_per_mtok", "cached_input_price_per_mtok",
                  "priority", "weight", "enabled", "deprecated") + tuple(c for c, _ in CAPABILITIES)
-        return {n: _number(self[n].data) for n in names}
+        return {**{n: _number(self[n].data) for n in names}, "limits": self.limits_payload()}
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -260,10 +311,11 @@ SCOPE_HELP = {"chat": "chat — /v1/chat/completions", "embeddings": "embeddings
               "models": "models — /v1/models", "admin": "admin — the JSON admin API"}
 
 
-class KeyForm(FlaskForm):
+class KeyForm(LimitFields, BudgetFields, FlaskForm):
     name = StringField("Name", [DataRequired(), Length(max=120)],
                        description="What the key is for, e.g. \"billing-service prod\".")
-    owner = StringField("Owner", [Optional(), Length(max=120)], description="A person or team.")
+    owner = StringField("Owner / team", [Optional(), Length(max=120)],
+                        description="A person or team. Keys owned by a team's name share its budget.")
     scopes = MultiCheckboxField("Scopes", choices=options((s, SCOPE_HELP.get(s, s)) for s in SCOPES),
                                 default=["chat", "embeddings", "models"])
     allowed_models = TextAreaField("Allowed models", [Optional(), Length(max=20000)],
@@ -272,18 +324,6 @@ class KeyForm(FlaskForm):
     expires_at = DateField("Expires on", [Optional()],
                            description="UTC date; the key stops working at 00:00 UTC that day. Blank = never.")
     enabled = BooleanField("Enabled", default=True)
-    rpm = IntegerField("Requests / minute", [Optional(), NumberRange(1, 10**12)])
-    rph = IntegerField("Requests / hour", [Optional(), NumberRange(1, 10**12)])
-    rpd = IntegerField("Requests / day", [Optional(), NumberRange(1, 10**12)])
-    tpm = IntegerField("Tokens / minute", [Optional(), NumberRange(1, 10**12)])
-    tpd = IntegerField("Tokens / day", [Optional(), NumberRange(1, 10**12)])
-    concurrency = IntegerField("Concurrent requests", [Optional(), NumberRange(1, 10**12)])
-    budget_amount = DecimalField("Budget (USD)", [Optional(), NumberRange(0, 10**9)], places=None,
-                                 description="Blank = no budget.")
-    budget_period = SelectField("Budget period", choices=options((p, p.capitalize()) for p in PERIODS),
-                                default="month")
-    budget_soft_pct = IntegerField("Warn at (% of budget)", [Optional(), NumberRange(1, 100)],
-                                   default=80)
     allowed_ips = TextAreaField("Allowed client IPs", [Optional(), Length(max=20000)],
                                 description="IPs or CIDRs, comma or newline separated. Blank = any.",
                                 render_kw={"rows": 2})
@@ -301,31 +341,44 @@ class KeyForm(FlaskForm):
             "allowed_models": self.allowed_models.data or "",
             "allowed_ips": self.allowed_ips.data or "",
             "expires_at": datetime.combine(expires, time()).isoformat() + "Z" if expires else None,
-            "limits": {f: self[f].data for f in LIMIT_FIELDS if self[f].data is not None},
-            "budget": {},
+            "limits": self.limits_payload(),
+            "budget": budget_payload(self),
         }
         if not self.creating:
             data["enabled"] = self.enabled.data
-        if self.budget_amount.data is not None:
-            data["budget"] = {"amount_usd": str(self.budget_amount.data),
-                              "period": self.budget_period.data,
-                              "soft_pct": self.budget_soft_pct.data or 80}
         return data
 
     @classmethod
     def initial(cls, key) -> dict:
         """Form data for editing an existing key."""
-        limits, budget = key.limits or {}, key.budget or {}
         return {
             "name": key.name, "owner": key.owner, "scopes": key.scopes or [],
             "allowed_models": "\n".join(key.allowed_models or []),
             "allowed_ips": "\n".join(key.allowed_ips or []),
             "expires_at": key.expires_at.date() if key.expires_at else None,
-            "enabled": key.enabled, **{f: limits.get(f) for f in LIMIT_FIELDS},
-            "budget_amount": plain_decimal(budget.get("amount_usd")) if budget else None,
-            "budget_period": budget.get("period", "month"),
-            "budget_soft_pct": budget.get("soft_pct", 80),
+            "enabled": key.enabled, **cls.limits_initial(key.limits), **budget_initial(key.budget),
         }
 
 
 KEY_ALIASES = {"budget": "budget_amount"}
+
+
+# --- teams ---------------------------------------------------------------------------------------
+
+
+class TeamForm(BudgetFields, FlaskForm):
+    name = StringField("Name", [DataRequired(), Length(max=120)],
+                       description="Keys whose owner is exactly this name belong to the team. "
+                                   "Renaming the team does not change its keys' owner.")
+    description = TextAreaField("Description", [Optional(), Length(max=500)], render_kw={"rows": 2})
+
+    def payload(self) -> dict:
+        return {"name": self.name.data, "description": self.description.data or "",
+                "budget": budget_payload(self)}
+
+    @classmethod
+    def initial(cls, team) -> dict:
+        return {"name": team.name, "description": team.description, **budget_initial(team.budget)}
+
+
+TEAM_ALIASES = {"budget": "budget_amount"}

@@ -1,24 +1,42 @@
-"""Gateway keys: list, create (the secret is shown once, on the result page), edit, revoke."""
+"""Gateway keys: list, detail with live spend, create (the secret is shown once, on the result
+page), edit, revoke."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
+from app.admin import queries
 from app.admin.access import admin_only
 from app.admin.forms import KEY_ALIASES, ConfirmForm, KeyForm, attempt
+from app.admin.htmx import is_fragment_request, render
 from app.services import keys as key_service
+from app.services import spend_view
+from app.services import teams as team_service
 
 bp = Blueprint("keys", __name__, url_prefix="/keys")
 
 
 def _render_form(form, key=None):
-    return render_template("admin/keys/form.html", form=form, key=key), \
+    return render_template("admin/keys/form.html", form=form, key=key,
+                           team_names=[t.name for t in team_service.list_all()]), \
         422 if form.is_submitted() else 200
 
 
 @bp.get("")
 def index():
-    return render_template("admin/keys/index.html", keys=key_service.list_all())
+    keys = key_service.list_all()
+    return render_template("admin/keys/index.html", keys=keys, spend=spend_view.key_states(keys))
+
+
+@bp.get("/<int:key_id>")
+def detail(key_id: int):
+    """The key's settings and its Spend & limits card; htmx polls return only the card
+    (plus the recent-requests table, swapped out of band)."""
+    key = key_service.get(key_id)
+    return render("admin/keys/detail.html", "admin/keys/_spend.html", key=key,
+                  team=queries.team_named(key.owner),
+                  state=spend_view.key_state(key), refusals=spend_view.refusals(key.id),
+                  recent=spend_view.recent_requests(key.id), oob=is_fragment_request())
 
 
 @bp.route("/new", methods=("GET", "POST"))
@@ -46,7 +64,7 @@ def edit(key_id: int):
         if attempt(form, key_service.update, key, form.payload(), current_user.username,
                    aliases=KEY_ALIASES):
             flash(f"Key “{key.name}” saved.", "success")
-            return redirect(url_for(".index"), 303)
+            return redirect(url_for(".detail", key_id=key.id), 303)
     return _render_form(form, key)
 
 

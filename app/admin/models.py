@@ -5,7 +5,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.admin.access import admin_only
-from app.admin.forms import CAPABILITIES, ConfirmForm, ModelForm, attempt, options, plain_decimal
+from app.admin.forms import (CAPABILITIES, ConfirmForm, LimitFields, ModelForm, attempt, options,
+                             plain_decimal)
 from app.admin.htmx import is_fragment_request, render
 from app.models.model import KINDS
 from app.services import models as model_service
@@ -24,6 +25,7 @@ def _form(**kwargs) -> ModelForm:
 def _initial(m) -> dict:
     data = {name: getattr(m, name) for name in model_service.FIELDS}
     data.update({name: plain_decimal(getattr(m, name)) for name in PRICES})
+    data.update(LimitFields.limits_initial(m.limits))
     return data
 
 

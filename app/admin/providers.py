@@ -6,10 +6,10 @@ from flask_login import current_user
 
 from app.admin import queries
 from app.admin.access import admin_only
-from app.admin.forms import ConfirmForm, attempt, plain_decimal, provider_form
+from app.admin.forms import ConfirmForm, LimitFields, attempt, plain_decimal, provider_form
 from app.admin.htmx import is_fragment_request, render
 from app.providers.registry import ADAPTERS, PRESETS, PROVIDER_TYPES
-from app.services import health, models
+from app.services import health, models, spend_view
 from app.services import providers as provider_service
 from app.services.errors import BadRequest
 
@@ -63,7 +63,8 @@ def _initial(p) -> dict:
             "api_base": p.api_base, "api_version": p.api_version, "trust_level": p.trust_level,
             "connect_timeout": p.connect_timeout, "read_timeout": p.read_timeout,
             "default_temperature": plain_decimal(p.default_temperature),
-            "default_max_tokens": p.default_max_tokens, "enabled": p.enabled}
+            "default_max_tokens": p.default_max_tokens, "enabled": p.enabled,
+            **LimitFields.limits_initial(p.limits)}
 
 
 def _render_form(form, provider=None):
@@ -106,7 +107,8 @@ def new():
 def detail(provider_id: int):
     p = provider_service.get(provider_id)
     return render_template("admin/providers/detail.html", provider=p,
-                           history=health.history(p.id, limit=20))
+                           history=health.history(p.id, limit=20),
+                           limit_state=spend_view.subject_state(f"provider:{p.id}", p.limits))
 
 
 @bp.route("/<int:provider_id>/edit", methods=("GET", "POST"))

@@ -6,7 +6,7 @@ from collections import Counter
 from sqlalchemy import func
 
 from app.extensions import db
-from app.models import AuditLog, GatewayKey, Model, Provider, utcnow
+from app.models import AuditLog, GatewayKey, Model, Provider, Team, utcnow
 
 
 def overview_counts() -> dict[str, dict[str, int]]:
@@ -54,3 +54,17 @@ def audit_page(page: int, per_page: int = 50, entity_type: str | None = None, ac
 def recent_audit(limit: int = 8) -> list[AuditLog]:
     return list(db.session.scalars(db.select(AuditLog).order_by(AuditLog.at.desc(), AuditLog.id.desc())
                                    .limit(limit)))
+
+
+def team_named(name: str | None) -> Team | None:
+    """The team a key belongs to (its owner is the team's name), if there is one."""
+    return db.session.scalar(db.select(Team).where(Team.name == name)) if name else None
+
+
+def team_key_counts() -> dict[str, int]:
+    """Non-revoked keys per owner name, in one query (teams are matched by name)."""
+    rows = db.session.execute(
+        db.select(GatewayKey.owner, func.count(GatewayKey.id))
+        .where(GatewayKey.revoked_at.is_(None), GatewayKey.owner.is_not(None))
+        .group_by(GatewayKey.owner))
+    return {owner: n for owner, n in rows}

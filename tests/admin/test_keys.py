@@ -123,7 +123,7 @@ def test_edit_form_prefilled_without_secret(admin_client, key):
 def test_edit_key(admin_client, key, audit_rows):
     data = {**VALID, "name": "ci runner", "enabled": "y", "rpm": "", "budget_amount": ""}
     r = admin_client.post(f"/keys/{key.id}/edit", data=data)
-    assert r.status_code == 303 and r.headers["Location"] == "/keys"
+    assert r.status_code == 303 and r.headers["Location"] == f"/keys/{key.id}"
     k = fresh(key.id)
     assert k.scopes == ["chat", "embeddings"] and k.owner == "billing team"
     assert "rpm" not in k.limits and k.budget == {}
