@@ -10,6 +10,7 @@ from app.admin.forms import (CAPABILITIES, ConfirmForm, LimitFields, ModelForm, 
 from app.admin.htmx import is_fragment_request, render
 from app.models.model import KINDS
 from app.services import models as model_service
+from app.services import prices
 from app.services import providers as provider_service
 
 bp = Blueprint("models", __name__, url_prefix="/models")
@@ -31,7 +32,30 @@ def _initial(m) -> dict:
 
 def _render_form(form, model=None):
     return render_template("admin/models/form.html", form=form, model=model,
-                           capabilities=CAPABILITIES), 422 if form.is_submitted() else 200
+                           capabilities=CAPABILITIES, autofilled={}, listed=None), \
+        422 if form.is_submitted() else 200
+
+
+def _suggest_prices(args) -> tuple[dict, dict, dict | None]:
+    """Price field values for the typed upstream id: (values, autofilled, list price or None).
+
+    A field is ours to fill when it is blank, or still holds exactly what an earlier suggestion
+    put there (sent back as autofill_<field>), so typing "gpt-4o" then "-mini" updates the
+    suggestion. Anything else is the admin's and is never touched.
+    """
+    listed = prices.lookup(args.get("model_id", "")) if args.get("model_id", "").strip() else None
+    values, autofilled = {}, {}
+    for name in PRICES:
+        current = (args.get(name) or "").strip()
+        ours = (args.get(f"autofill_{name}") or "").strip()
+        if current and current != ours:
+            values[name] = current
+            continue
+        suggestion = plain_decimal(listed[name]) if listed and listed[name] is not None else None
+        values[name] = suggestion
+        if suggestion is not None:
+            autofilled[name] = str(suggestion)
+    return values, autofilled, listed
 
 
 @bp.get("")
@@ -42,6 +66,16 @@ def index():
     return render("admin/models/index.html", "admin/models/_table.html",
                   models=model_service.search(**filters), filters=filters,
                   providers=provider_service.list_all(), kinds=KINDS)
+
+
+@bp.get("/prices")
+@admin_only
+def price_fields():
+    """The pricing fields again, blanks filled with the built-in list price (htmx, on typing
+    the upstream model id)."""
+    values, autofilled, listed = _suggest_prices(request.args)
+    return render("admin/models/_prices.html", form=_form(data=values), autofilled=autofilled,
+                  listed=listed, model_id=request.args.get("model_id", "").strip())
 
 
 @bp.route("/new", methods=("GET", "POST"))

@@ -1,14 +1,14 @@
-"""The landing page: what is configured and whether it is healthy."""
+"""The landing page: what is configured, whether it is healthy, which budgets run low."""
 from __future__ import annotations
 
 from flask import render_template
 
 from app.admin import queries
-from app.services import providers
+from app.services import providers, spend_view
 
 
 def index():
     all_providers = providers.list_all()
     return render_template("admin/overview.html", counts=queries.overview_counts(),
                            providers=all_providers, health=queries.health_summary(all_providers),
-                           recent=queries.recent_audit())
+                           recent=queries.recent_audit(), alerts=spend_view.budget_alerts())
