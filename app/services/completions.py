@@ -268,6 +268,9 @@ def deadline(seconds: float | None):
         timer.cancel()
 
 
+FAILURES = (DeadlineExceeded, ProxyError, UpstreamError, TransportError)
+
+
 class Proxy:
     """Binds a transport and a usage sink; one per app."""
 
@@ -333,7 +336,12 @@ class Proxy:
                 headers["x-gateway-budget-warning"] = call.ticket.warning
         return headers
 
-    def fail(self, call: Call, err: ProxyError | UpstreamError) -> JSONResult:
+    def fail(self, call: Call, err: Exception) -> JSONResult:
+        """Record and format any FAILURES exception as an OpenAI-shaped error."""
+        if isinstance(err, DeadlineExceeded):
+            err = self._deadline_error(call)
+        elif isinstance(err, TransportError):
+            err = transport_error(err, call.route)
         self._record(call, err.status, None, err.error_class)
         return JSONResult(err.status, dumps(err.to_openai()),
                           {**_error_headers(err), "x-request-id": call.request_id})
@@ -369,12 +377,8 @@ class Proxy:
                 data = resp.read()
             call.mark_first_byte()
             obj, usage = route.adapter.parse_chat_response(data, route.name)
-        except DeadlineExceeded:
-            return self.fail(call, self._deadline_error(call))
-        except (ProxyError, UpstreamError) as err:
+        except FAILURES as err:
             return self.fail(call, err)
-        except TransportError as exc:
-            return self.fail(call, transport_error(exc, call.route))
         if usage.estimated or (usage.prompt_tokens == 0 and usage.completion_tokens == 0):
             usage = Usage(estimate_prompt(body["messages"]), estimate_tokens(_message_chars(obj)),
                           estimated=True)
@@ -462,12 +466,8 @@ class Proxy:
                     datas.append(self._send(call, route, req).read())
             call.mark_first_byte()
             obj, usage = route.adapter.parse_embeddings_responses(datas, route.name, body)
-        except DeadlineExceeded:
-            return self.fail(call, self._deadline_error(call))
-        except (ProxyError, UpstreamError) as err:
+        except FAILURES as err:
             return self.fail(call, err)
-        except TransportError as exc:
-            return self.fail(call, transport_error(exc, call.route))
         if not usage.prompt_tokens:
             usage = Usage(_embedding_tokens(body["input"]), 0, estimated=True)
             obj["usage"] = {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}

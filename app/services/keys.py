@@ -10,7 +10,7 @@ from typing import Any
 from app.extensions import db
 from app.models import GatewayKey, utcnow
 from app.models.key import SCOPES
-from app.services import audit, state
+from app.services import changes
 from app.services import validation as v
 from app.services.errors import NotFound, ValidationFailed
 
@@ -147,34 +147,24 @@ def create(data: dict, actor: str) -> tuple[GatewayKey, str]:
     raw = generate()
     k = GatewayKey(key_hash=hash_key(raw), prefix=raw[:11], created_by=actor)
     _apply(k, dict(data), creating=True)
-    db.session.add(k)
-    db.session.flush()
-    audit.record(actor, "create", "key", k.id, k.name,
-                 audit.diff({}, {**snapshot(k), "prefix": k.prefix}))
-    state.bump()
-    db.session.commit()
+    changes.created(k, "key", k.name, {**snapshot(k), "prefix": k.prefix}, actor)
     return k, raw
 
 
 def update(k: GatewayKey, data: dict, actor: str) -> GatewayKey:
     before = snapshot(k)
     _apply(k, dict(data), creating=False)
-    changes = audit.diff(before, snapshot(k))
-    if changes:
-        audit.record(actor, "update", "key", k.id, k.name, changes)
-        state.bump()
-    db.session.commit()
+    changes.updated(k, "key", k.name, before, snapshot(k), actor)
     return k
 
 
 def revoke(k: GatewayKey, actor: str) -> GatewayKey:
     """Revoked keys stay as rows so usage history keeps its owner; they never authenticate."""
     if k.revoked_at is None:
+        before = {"status": k.status}
         k.revoked_at = utcnow()
         k.enabled = False
-        audit.record(actor, "revoke", "key", k.id, k.name, {"status": ["active", "revoked"]})
-        state.bump()
-        db.session.commit()
+        changes.updated(k, "key", k.name, before, {"status": k.status}, actor, action="revoke")
     return k
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import or_
 from app.extensions import db
 from app.models import Model, Provider
 from app.models.model import KINDS
-from app.services import audit, prices, state
+from app.services import audit, changes, prices, state
 from app.services import validation as v
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.keys import limits_from
@@ -142,11 +142,7 @@ def create(data: dict, actor: str) -> Model:
     m = Model()
     _apply(m, with_builtin_prices(dict(data)), creating=True)
     _check_unique(m)
-    db.session.add(m)
-    db.session.flush()
-    audit.record(actor, "create", "model", m.id, m.name, audit.diff({}, snapshot(m)))
-    state.bump()
-    db.session.commit()
+    changes.created(m, "model", m.name, snapshot(m), actor)
     return m
 
 
@@ -154,19 +150,12 @@ def update(m: Model, data: dict, actor: str) -> Model:
     before = snapshot(m)
     _apply(m, dict(data), creating=False)
     _check_unique(m)
-    changes = audit.diff(before, snapshot(m))
-    if changes:
-        audit.record(actor, "update", "model", m.id, m.name, changes)
-        state.bump()
-    db.session.commit()
+    changes.updated(m, "model", m.name, before, snapshot(m), actor)
     return m
 
 
 def delete(m: Model, actor: str) -> None:
-    audit.record(actor, "delete", "model", m.id, m.name, {"model_id": [m.model_id, None]})
-    db.session.delete(m)
-    state.bump()
-    db.session.commit()
+    changes.deleted(m, "model", m.name, actor, {"model_id": [m.model_id, None]})
 
 
 def import_models(provider: Provider, entries: list[dict], actor: str) -> list[Model]:

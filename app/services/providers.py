@@ -9,7 +9,7 @@ from app.models import Provider
 from app.models.provider import TRUST_LEVELS
 from app.providers.base import ProviderConfig
 from app.providers.registry import ADAPTERS, PRESETS
-from app.services import audit, state
+from app.services import audit, changes, state
 from app.services import validation as v
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from app.services.keys import limits_from
@@ -184,11 +184,7 @@ def create(data: dict, actor: str) -> Provider:
     _check_unique(p)
     p.slug = _unique_slug(p.name, None)
     p.created_by = p.updated_by = actor
-    db.session.add(p)
-    db.session.flush()
-    audit.record(actor, "create", "provider", p.id, p.name, audit.diff({}, snapshot(p)))
-    state.bump()
-    db.session.commit()
+    changes.created(p, "provider", p.name, snapshot(p), actor)
     return p
 
 
@@ -199,20 +195,12 @@ def update(p: Provider, data: dict, actor: str) -> Provider:
     if "name" in data:
         p.slug = _unique_slug(p.name, p.id)
     p.updated_by = actor
-    changes = audit.diff(before, snapshot(p))
-    if changes:
-        audit.record(actor, "update", "provider", p.id, p.name, changes)
-        state.bump()
-    db.session.commit()
+    changes.updated(p, "provider", p.name, before, snapshot(p), actor)
     return p
 
 
 def delete(p: Provider, actor: str) -> None:
-    audit.record(actor, "delete", "provider", p.id, p.name,
-                 {"models_deleted": [m.name for m in p.models]})
-    db.session.delete(p)
-    state.bump()
-    db.session.commit()
+    changes.deleted(p, "provider", p.name, actor, {"models_deleted": [m.name for m in p.models]})
 
 
 def decrypt_secrets(p: Provider) -> dict[str, str]:

@@ -5,12 +5,16 @@ from typing import Any
 
 from app.extensions import db
 from app.models import GatewayKey, Team
-from app.services import audit, state
+from app.services import changes
 from app.services import validation as v
 from app.services.errors import Conflict, NotFound
 from app.services.keys import budget_from
 
 FIELDS = ("name", "description", "budget")
+
+
+def snapshot(t: Team) -> dict[str, Any]:
+    return {f: getattr(t, f) for f in FIELDS}
 
 
 def get(team_id: int) -> Team:
@@ -52,29 +56,17 @@ def create(data: dict, actor: str) -> Team:
     t = Team()
     _apply(t, dict(data), creating=True)
     _unique(t)
-    db.session.add(t)
-    db.session.flush()
-    audit.record(actor, "create", "team", t.id, t.name,
-                 audit.diff({}, {f: getattr(t, f) for f in FIELDS}))
-    state.bump()
-    db.session.commit()
+    changes.created(t, "team", t.name, snapshot(t), actor)
     return t
 
 
 def update(t: Team, data: dict, actor: str) -> Team:
-    before = {f: getattr(t, f) for f in FIELDS}
+    before = snapshot(t)
     _apply(t, dict(data), creating=False)
     _unique(t)
-    changes = audit.diff(before, {f: getattr(t, f) for f in FIELDS})
-    if changes:
-        audit.record(actor, "update", "team", t.id, t.name, changes)
-        state.bump()
-    db.session.commit()
+    changes.updated(t, "team", t.name, before, snapshot(t), actor)
     return t
 
 
 def delete(t: Team, actor: str) -> None:
-    audit.record(actor, "delete", "team", t.id, t.name, {})
-    db.session.delete(t)
-    state.bump()
-    db.session.commit()
+    changes.deleted(t, "team", t.name, actor)

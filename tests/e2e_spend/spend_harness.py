@@ -356,3 +356,123 @@ def pinned_connections(gw: Gateway, wanted: dict[int, int], attempts: int = 200)
             c.close()
     raise AssertionError(f"could not pin connections {wanted}: got "
                          f"{ {p: len(v) for p, v in got.items()} }")
+
+
+# ------------------------------------------------------------------------------------ sustained load
+class Outcome:
+    __slots__ = ("t", "status", "rid", "err", "cid")
+
+    def __init__(self, t: float, status: int | None, rid: str | None, err: str | None,
+                 cid: int | None = None):
+        self.t, self.status, self.rid, self.err, self.cid = t, status, rid, err, cid
+
+    def __repr__(self) -> str:
+        return f"Outcome(t={self.t:.3f}, status={self.status}, rid={self.rid}, err={self.err}, cid={self.cid})"
+
+
+class Load:
+    """``clients`` threads sending chat completions back to back until :meth:`stop`.
+
+    ``pinned=False``: a fresh connection per request (requests, no session), so a restarted
+    gunicorn's new workers get new connections at once. ``pinned=True``: one persistent
+    http.client connection per client, reopened after an error, each attributed to the worker
+    that accepted it (``owners[cid]``), so every outcome is attributable to a worker pid.
+    Times are ``time.monotonic()`` at the moment the response (or error) was complete.
+    """
+
+    def __init__(self, gw: Gateway, raw: str, clients: int = 20, pinned: bool = False):
+        self.gw, self.raw, self.clients, self.pinned = gw, raw, clients, pinned
+        self.outcomes: list[Outcome] = []
+        self.owners: dict[int, int | None] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._cids = iter(range(1, 1_000_000))
+        self._lock = threading.Lock()
+
+    def start(self) -> "Load":
+        target = self._pinned_client if self.pinned else self._fresh_client
+        self._threads = [threading.Thread(target=target, daemon=True) for _ in range(self.clients)]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+
+    def _add(self, o: Outcome) -> None:
+        with self._lock:
+            self.outcomes.append(o)
+
+    def _fresh_client(self) -> None:
+        import json
+        url = f"{self.gw.base_url}/v1/chat/completions"
+        body = json.dumps({"model": "spend-chat", "messages": MESSAGES,
+                           "max_tokens": FAKE_COMPLETION})
+        headers = {**self.gw.auth(self.raw), "Content-Type": "application/json",
+                   "Connection": "close"}
+        while not self._stop.is_set():
+            try:
+                r = requests.post(url, data=body, headers=headers, timeout=30)
+                self._add(Outcome(time.monotonic(), r.status_code, r.headers.get("x-request-id"),
+                                  None))
+            except Exception as exc:
+                self._add(Outcome(time.monotonic(), None, None, type(exc).__name__))
+                time.sleep(0.02)
+
+    def _pinned_client(self) -> None:
+        conn: RawConn | None = None
+        cid = 0
+        while not self._stop.is_set():
+            try:
+                if conn is None:
+                    with self._lock:
+                        cid = next(self._cids)
+                        self.owners[cid] = None
+                    conn = RawConn(self.gw, timeout=30)
+                resp = conn.chat(self.raw)
+                resp.read()
+                t = time.monotonic()
+                if self.owners[cid] is None:  # accepted and answered: its worker holds it now
+                    self.owners[cid] = conn.find_owner(timeout=0.5)
+                self._add(Outcome(t, resp.status, resp.getheader("x-request-id"), None, cid))
+            except Exception as exc:
+                self._add(Outcome(time.monotonic(), None, None, type(exc).__name__, cid))
+                if conn is not None:
+                    conn.close()
+                conn = None
+                time.sleep(0.02)
+        if conn is not None:
+            conn.close()
+
+    # -- views
+    def ok(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == 200]
+
+    def errors(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status is None]
+
+    def statuses(self) -> dict:
+        from collections import Counter
+        return dict(Counter(o.status if o.status else o.err for o in self.outcomes))
+
+
+def exit_flushes(log_path: Path) -> dict[int, int]:
+    """{worker pid: usage records it wrote in gunicorn's worker_exit hook} from the log."""
+    import re
+    out: dict[int, int] = {}
+    for m in re.finditer(r"worker (\d+) flushed (\d+) usage record", log_path.read_text(errors="replace")):
+        out[int(m.group(1))] = out.get(int(m.group(1)), 0) + int(m.group(2))
+    return out
+
+
+def store_budget(counters_path: Path, scope: str) -> tuple[Decimal, Decimal]:
+    """(spent, reserved) of a budget scope read straight from the counter store file."""
+    conn = sqlite3.connect(f"file:{counters_path}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = conn.execute("SELECT spent, reserved FROM rl_budget WHERE scope=?", (scope,)).fetchall()
+    finally:
+        conn.close()
+    assert len(rows) == 1, rows
+    return Decimal(rows[0][0]), Decimal(rows[0][1])
