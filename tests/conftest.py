@@ -121,6 +121,9 @@ def api(client, admin_key):
         def patch(self, url, json=None, **kw):
             return client.patch(url, json=json, headers=self.headers, **kw)
 
+        def put(self, url, json=None, **kw):
+            return client.put(url, json=json, headers=self.headers, **kw)
+
         def delete(self, url, **kw):
             return client.delete(url, headers=self.headers, **kw)
     return Api()

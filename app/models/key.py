@@ -30,6 +30,8 @@ class GatewayKey(db.Model):
     budget: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     allowed_ips: Mapped[list[str]] = mapped_column(JSON, default=list)
     tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # sensitivity policy override: {"action": "allow"|"route"|"block"|"redact", "threshold": 0.5}
+    sensitivity: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(120))
     last_used_at: Mapped[datetime | None]

@@ -21,3 +21,5 @@ class GatewayState(db.Model):
     config_version: Mapped[int] = mapped_column(default=0)
     health_lease_until: Mapped[datetime | None]
     health_lease_owner: Mapped[str | None] = mapped_column(db.String(120))
+    # gateway-wide settings edited in the console (sensitivity policy, cache defaults, ...)
+    settings: Mapped[dict | None] = mapped_column(db.JSON)

@@ -41,4 +41,6 @@ class UsageRecord(db.Model):
     stream: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[str | None] = mapped_column(String(500))
     owner: Mapped[str | None] = mapped_column(String(120))
+    # sensitivity detectors that fired (names only, never the matched text)
+    detectors: Mapped[str | None] = mapped_column(String(300))
     reserved_usd: Mapped[Decimal | None] = mapped_column(db.Numeric(18, 8))

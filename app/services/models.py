@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import or_
 
 from app.extensions import db
-from app.models import Model, Provider
+from app.models import Model, ModelGroup, Provider
 from app.models.model import KINDS
 from app.services import audit, changes, prices, state
 from app.services import validation as v
@@ -122,9 +122,12 @@ def _check_unique_now(m: Model) -> None:
     if m.enabled:
         clash = db.session.scalar(db.select(Model.id).where(
             Model.name == m.name, Model.enabled.is_(True), Model.id != m.id))
-        if clash is not None:
+        grouped = db.session.scalar(db.select(ModelGroup.id).where(ModelGroup.name == m.name))
+        if clash is not None and grouped is None:
             raise Conflict(f"an enabled model named '{m.name}' already exists; choose another "
-                           "name or disable the other one", field="name", code="model_exists")
+                           "name, disable the other one, or make the name a routing group "
+                           f"(PUT /api/admin/groups/{m.name}) to serve it from several deployments",
+                           field="name", code="model_exists")
 
 
 def with_builtin_prices(data: dict) -> dict:

@@ -26,7 +26,8 @@ BODY = {"model": "mini", "messages": [{"role": "user", "content": "hi"}], "max_t
 @pytest.fixture
 def app(app_factory):
     """Proxy-ready: requests transport (faked by `responses`), usage rows written at once."""
-    app = app_factory(GATEWAY_HTTP_CLIENT="requests", USAGE_FLUSH_INTERVAL=0, CACHE_TTL_SECONDS=0)
+    app = app_factory(GATEWAY_HTTP_CLIENT="requests", USAGE_FLUSH_INTERVAL=0, CACHE_TTL_SECONDS=0,
+                      LIMITS_SETTLE_INTERVAL=0)
     with app.app_context():
         yield app
         db.session.remove()
@@ -230,7 +231,6 @@ def test_refusals_and_recent_requests_via_proxy(app, admin_client, route):
     assert ">1</span>" in squash(element(body, "refusals-429"))
     assert ">1</span>" in squash(element(body, "refusals-402"))
     own = squash(element(body, "budget-key"))
-    print(own)
     assert "$0.00075" in own and "$0.001" in own
     assert 'class="meter is-ok"' in own and "reserved $0.00" in own  # 75 %: below the default 80 %
     recent = element(body, "key-requests")

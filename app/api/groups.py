@@ -1,0 +1,32 @@
+from flask import g, jsonify
+
+from app.api import body, bp
+from app.services import groups
+
+
+def _live() -> dict:
+    from app.services.routing_state import live_states
+    return live_states()
+
+
+@bp.get("/groups")
+def list_groups():
+    live = _live()
+    return jsonify({"object": "list", "data": [groups.to_dict(x, live) for x in groups.list_all()]})
+
+
+@bp.get("/groups/<path:name>")
+def get_group(name: str):
+    return jsonify(groups.to_dict(groups.get(name), _live()))
+
+
+@bp.put("/groups/<path:name>")
+def put_group(name: str):
+    group, created = groups.put(name, body(), g.actor)
+    return jsonify(groups.to_dict(group, _live())), 201 if created else 200
+
+
+@bp.delete("/groups/<path:name>")
+def delete_group(name: str):
+    groups.delete(groups.get(name), g.actor)
+    return jsonify({"name": name, "deleted": True})

@@ -1,0 +1,9 @@
+"""Live per-deployment routing state (breaker, latency, in flight) for the console and API."""
+from __future__ import annotations
+
+
+def live_states() -> dict[int, dict]:
+    """{model id: {"breaker": ..., "latency_ms": ..., "in_flight": ...}} (filled by the router)."""
+    from flask import current_app
+    router = current_app.extensions.get("gateway_router")
+    return router.live_view() if router is not None else {}
