@@ -19,7 +19,7 @@ DEFAULT_SCOPES = ["chat", "embeddings", "models"]
 LIMIT_FIELDS = ("rpm", "rph", "rpd", "tpm", "tpd", "concurrency")
 PERIODS = ("day", "week", "month", "total")
 FIELDS = ("name", "owner", "scopes", "allowed_models", "expires_at", "enabled", "limits",
-          "budget", "allowed_ips", "tags")
+          "budget", "allowed_ips", "tags", "sensitivity")
 
 
 def hash_key(raw: str) -> str:
@@ -63,6 +63,7 @@ def to_dict(k: GatewayKey) -> dict[str, Any]:
         "enabled": k.enabled, "status": k.status,
         "limits": {f: (k.limits or {}).get(f) for f in LIMIT_FIELDS},
         "budget": k.budget or None, "allowed_ips": k.allowed_ips or [], "tags": k.tags or {},
+        "sensitivity": k.sensitivity or None,
         "created_at": k.created_at.isoformat() + "Z", "created_by": k.created_by,
         "last_used_at": k.last_used_at.isoformat() + "Z" if k.last_used_at else None,
         "revoked_at": k.revoked_at.isoformat() + "Z" if k.revoked_at else None,
@@ -140,6 +141,15 @@ def _apply(k: GatewayKey, data: dict, creating: bool) -> None:
         k.allowed_ips = _ips(data)
     if creating or "tags" in data:
         k.tags = _tags(data)
+    if creating or "sensitivity" in data:
+        raw = data.get("sensitivity")
+        if raw in (None, {}):
+            k.sensitivity = None
+        else:
+            if not isinstance(raw, dict):
+                raise ValidationFailed("sensitivity must be an object", field="sensitivity")
+            from app.services.settings import validate_sensitivity
+            k.sensitivity = validate_sensitivity(raw) or None
 
 
 def create(data: dict, actor: str) -> tuple[GatewayKey, str]:

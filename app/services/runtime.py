@@ -20,10 +20,11 @@ from typing import Any
 from flask import current_app
 
 from app.extensions import db
-from app.models import GatewayKey, Model, Provider, Team, utcnow
+from app.models import GatewayKey, GatewayState, Model, ModelGroup, Provider, Team, utcnow
 from app.providers.base import Adapter
 from app.providers.registry import get_adapter
 from app.services import providers as provider_service
+from app.services import settings as settings_service
 from app.services import state
 from app.services.keys import hash_key
 
@@ -45,6 +46,7 @@ class KeyInfo:
     budget: dict[str, Any]
     allowed_ips: tuple[Any, ...]
     tags: dict[str, Any]
+    sensitivity: dict[str, Any] | None = None
 
     def active(self, now: datetime) -> bool:
         return self.usable and (self.expires_at is None or self.expires_at > now)
@@ -89,6 +91,9 @@ class Route:
     max_output_tokens: int | None = None
     model_limits: dict[str, Any] | None = None
     provider_limits: dict[str, Any] | None = None
+    trust_level: str = "public"
+    context_window: int | None = None
+    capabilities: frozenset[str] = frozenset()
 
     def cost(self, prompt: int, completion: int, cached: int = 0) -> Decimal:
         """Exact cost in USD: cached input tokens at the cached price when the model has one."""
@@ -105,6 +110,8 @@ class Snapshot:
     by_name: dict[str, list[Route]] = field(default_factory=dict)
     by_upstream: dict[str, list[Route]] = field(default_factory=dict)
     team_budgets: dict[str, dict[str, Any]] = field(default_factory=dict)  # team name -> budget
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> routing config
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def resolve(self, model: str) -> list[Route]:
         """Public name/alias first, then the upstream id."""
@@ -124,7 +131,13 @@ def _build(version: int) -> Snapshot:
             id=k.id, name=k.name, prefix=k.prefix, owner=k.owner, scopes=frozenset(k.scopes or []),
             allowed_models=tuple(k.allowed_models or []), expires_at=k.expires_at,
             usable=bool(k.enabled), limits=dict(k.limits or {}), budget=dict(k.budget or {}),
-            allowed_ips=tuple(nets), tags=dict(k.tags or {}))
+            allowed_ips=tuple(nets), tags=dict(k.tags or {}),
+            sensitivity=dict(k.sensitivity) if k.sensitivity else None)
+    state_row = db.session.get(GatewayState, 1)
+    snap.settings = settings_service.merged(state_row.settings if state_row else None)
+    for group in db.session.scalars(db.select(ModelGroup)):
+        snap.groups[group.name] = {"strategy": group.strategy, "fallbacks": list(group.fallbacks or []),
+                                   "retries": group.retries, "timeout_s": group.timeout_s}
     for team in db.session.scalars(db.select(Team)):
         if team.budget:
             snap.team_budgets[team.name] = dict(team.budget)
@@ -154,7 +167,12 @@ def _build(version: int) -> Snapshot:
             created=int(model.created_at.timestamp()), owned_by=provider.slug,
             priority=model.priority, weight=model.weight,
             max_output_tokens=model.max_output_tokens, model_limits=model.limits or None,
-            provider_limits=provider.limits or None)
+            provider_limits=provider.limits or None, trust_level=provider.trust_level,
+            context_window=model.context_window,
+            capabilities=frozenset(c for c, on in (("streaming", model.supports_streaming),
+                                                   ("tools", model.supports_tools),
+                                                   ("vision", model.supports_vision),
+                                                   ("json", model.supports_json)) if on))
         snap.by_name.setdefault(model.name, []).append(route)
         snap.by_upstream.setdefault(model.model_id, []).append(route)
     return snap
