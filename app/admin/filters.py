@@ -53,7 +53,7 @@ def thousands(value: int | None) -> str:
 
 
 def usd(value: Decimal | float | str | None) -> str:
-    """Spend: "$1,234.56", "$0.50", "$0.00075" (small amounts keep up to 6 decimals)."""
+    """Spend: "$1,234.56", "$0.50", "$0.0287", "$0.00075" (under $1: three significant digits)."""
     if value in (None, ""):
         return "—"
     amount = Decimal(str(value))
@@ -61,9 +61,11 @@ def usd(value: Decimal | float | str | None) -> str:
         return "$0.00"
     if abs(amount) >= 1:
         return f"${amount:,.2f}"
-    text = format(amount.quantize(Decimal("0.000001")).normalize(), "f")
-    if text in ("0", "-0"):
+    if abs(amount) < Decimal("0.000001"):
         return "<$0.000001"
+    # three significant digits, at least cents: $0.50, $0.0287, $0.00075
+    digits = max(2, 2 - amount.adjusted())
+    text = format(amount.quantize(Decimal(1).scaleb(-digits)).normalize(), "f")
     if len(text.partition(".")[2]) < 2:
         text = f"{Decimal(text):.2f}"
     return f"${text}"

@@ -47,6 +47,9 @@ class Ticket:
     tickets: list[str] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     warning: str | None = None
+    # holds a concurrency slot or a budget reservation: must be given back before the response
+    # ends, or a client that waits for each answer would be refused by its own finished call
+    holds: bool = False
 
 
 def _limits(data: dict[str, Any] | None) -> Limits | None:
@@ -75,11 +78,11 @@ def worst_case_output(body: dict[str, Any], route: Route) -> int:
 
 
 class Gate:
-    """Admission is synchronous (one store transaction); the end of each request (settle or
-    release) is queued and written in batches by a background greenlet every
-    ``settle_interval`` seconds, so a request costs one store round trip. Until its batch is
-    written a finished request still holds its reservation and lease, which can only make the
-    limits stricter for those milliseconds, never let more through."""
+    """Admission is synchronous (one store transaction). The end of a request is written at
+    once when it holds a concurrency slot or a budget reservation (a sequential client must
+    never be refused by its own finished call); otherwise (rate and token counts only) it is
+    queued and written in batches every ``settle_interval`` seconds by a background greenlet,
+    so such requests cost one store round trip."""
 
     def __init__(self, store, settle_interval: float = 0.0):
         self.store = store
@@ -107,6 +110,8 @@ class Gate:
         now = time.time()
         try:
             for subject, limits, subject_budgets in subjects:
+                if subject_budgets or limits.concurrency is not None:
+                    ticket.holds = True
                 adm = self.store.admit(subject, limits, subject_budgets, prompt_tokens + max_output,
                                        reserve if subject_budgets else Decimal(0), now)
                 ticket.tickets.append(adm.ticket)
@@ -135,16 +140,19 @@ class Gate:
 
     def settle(self, ticket: Ticket | None, tokens: int, cost: Decimal) -> None:
         if ticket is not None:
-            self._queue([(t, tokens, cost, time.time(), True) for t in ticket.tickets])
+            self._queue([(t, tokens, cost, time.time(), True) for t in ticket.tickets], ticket.holds)
 
     def release(self, ticket: Ticket | None) -> None:
         if ticket is not None:
-            self._queue([(t, 0, Decimal(0), time.time(), False) for t in ticket.tickets])
+            self._queue([(t, 0, Decimal(0), time.time(), False) for t in ticket.tickets],
+                        ticket.holds)
 
-    def _queue(self, items: list[tuple[str, int, Decimal, float, bool]]) -> None:
+    def _queue(self, items: list[tuple[str, int, Decimal, float, bool]], now: bool) -> None:
+        """Tickets holding a slot or a reservation are written at once (with whatever else is
+        queued, in the same transaction); pure rate/token accounting waits for the batch."""
         with self._lock:
             self._pending.extend(items)
-        if self.settle_interval <= 0:
+        if now or self.settle_interval <= 0:
             self.flush()
         elif not self._started:
             self._start()
@@ -191,6 +199,8 @@ def gate() -> Gate:
     ext = current_app.extensions
     g = ext.get("gateway_gate")
     if g is None:
-        g = ext["gateway_gate"] = Gate(make_store(store_url(current_app)),
-                                       current_app.config["LIMITS_SETTLE_INTERVAL"])
+        cfg = current_app.config
+        g = ext["gateway_gate"] = Gate(make_store(store_url(current_app),
+                                                  lease_ttl=cfg["LIMITS_LEASE_TTL"]),
+                                       cfg["LIMITS_SETTLE_INTERVAL"])
     return g

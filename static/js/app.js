@@ -66,6 +66,25 @@
     });
   });
 
+  // Model form: the upstream id asks the server for list prices (#price-fields is swapped).
+  // A reply that arrives after the admin typed in a price field would replace their typing,
+  // so it is dropped and asked for again with the values as they are now.
+  var priceEditedAt = 0;
+  document.addEventListener("input", function (event) {
+    if (event.target.closest && event.target.closest("#price-fields")) priceEditedAt = Date.now();
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.target && event.detail.target.id === "price-fields") event.detail.xhr.sentAt = Date.now();
+  });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (!event.detail.target || event.detail.target.id !== "price-fields") return;
+    if (priceEditedAt >= (event.detail.xhr.sentAt || 0)) {
+      event.detail.shouldSwap = false;
+      var source = document.getElementById("model_id");
+      if (source && window.htmx) window.htmx.trigger(source, "prices-refresh");
+    }
+  });
+
   // htmx does not swap 4xx/5xx responses: say what went wrong instead of failing silently.
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr, message = "Request failed (HTTP " + xhr.status + ").";

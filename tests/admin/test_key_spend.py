@@ -281,8 +281,8 @@ def test_list_spend_column(admin_client, team):
     plain, _ = make_key(name="plain")
     body = text(admin_client.get("/keys"))
     row = squash(element(body, f"key-{spender.id}"))
-    assert 'class="meter is-warn meter-sm"' in row and "$9.00" in row and "/ $10.00 week · 90%" in row
+    assert 'class="meter is-warn meter-sm"' in row and "$9.00" in row and " of $10.00/week · 90%" in row
     row = squash(element(body, f"key-{member.id}"))
-    assert "team budget" in row and "/ $100.00 month" in row
+    assert "team budget" in row and " of $100.00/month" in row
     row = squash(element(body, f"key-{plain.id}"))
     assert "meter" not in row

@@ -42,7 +42,7 @@ def key(app):
 def test_list_shows_keys(admin_client, key):
     body = text(admin_client.get("/keys"))
     assert "ci runner" in body and "platform" in body and f"{key.prefix}…" in body
-    assert "active" in body and "never" in body and "10 rpm" in body and "$5/day" in body
+    assert "active" in body and "never" in body and "10 rpm" in body and "$5.00/day" in body
     assert key.key_hash not in body
 
 

@@ -199,3 +199,146 @@ def test_failures_are_shown_not_crashed(page: Page, gateway: str, screens):
     overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     assert not overflow, "the page itself must not scroll sideways"
     shot(page, screens, "24-providers-narrow")
+
+
+def test_spend_and_limits(page: Page, gateway: str, fake_upstream: str, screens):
+    """A key with its own and a team budget, driven through the proxy; its detail page shows
+    the spend, limits and refusals and refreshes itself."""
+    import time
+
+    import requests
+
+    login(page, gateway)
+
+    # a provider with global limits
+    page.goto(f"{gateway}/providers/new")
+    page.select_option("#type", "openai-compatible")
+    expect(page.locator("#api_key")).to_be_visible()
+    page.fill("#name", "Spend upstream")
+    page.fill("#api_base", f"{fake_upstream}/v1")
+    page.fill("#api_key", PROVIDER_SECRET)
+    page.fill("form.form-card #rpm", "600")
+    page.fill("form.form-card #concurrency", "20")
+    page.click("form.form-card button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Spend upstream")
+    expect(page.locator("#provider-limits")).to_contain_text("Requests / minute")
+    provider_url = page.url
+
+    # a model: typing a well-known upstream id fills the blank prices with its list price
+    page.goto(f"{gateway}/models/new")
+    page.select_option("#provider_id", label="Spend upstream")
+    page.type("#model_id", "gpt-4o")
+    expect(page.locator("#price-hint")).to_contain_text("List price for gpt-4o — edit to match your contract")
+    expect(page.locator("#input_price_per_mtok")).to_have_value("2.5")
+    expect(page.locator("#output_price_per_mtok")).to_have_value("10")
+    # the admin's own value survives the next suggestion (typed like a person: click, keys)
+    page.click("#input_price_per_mtok")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("2.4")
+    page.click("#model_id")
+    page.keyboard.press("End")
+    with page.expect_response(lambda r: "/models/prices" in r.url):
+        page.keyboard.type("-2024-08-06")
+    expect(page.locator("input[name=autofill_input_price_per_mtok]")).to_have_count(0)  # swapped: now theirs
+    expect(page.locator("#model_id")).to_have_value("gpt-4o-2024-08-06")
+    expect(page.locator("#input_price_per_mtok")).to_have_value("2.4")
+    expect(page.locator("#output_price_per_mtok")).to_have_value("10")
+    # once the field is cleared, the list price comes back on the next change of the id
+    page.click("#input_price_per_mtok")
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Backspace")
+    page.click("#model_id")
+    page.keyboard.press("End")
+    page.keyboard.press("Backspace")
+    expect(page.locator("#input_price_per_mtok")).to_have_value("2.5")
+    expect(page.locator("#price-hint")).to_contain_text("edit to match your contract")
+    page.fill("#name", "spend-4o")
+    shot(page, screens, "30-model-form-list-price")
+    page.click("form.form-card button[type=submit]")
+    expect(page.locator(".alert-success")).to_contain_text("spend-4o")
+
+    # a team with a shared budget
+    page.goto(f"{gateway}/teams/new")
+    page.fill("#name", "growth")
+    page.fill("#description", "Growth experiments")
+    page.fill("#budget_amount", "0.5")
+    page.select_option("#budget_period", "day")
+    page.click("form.form-card button[type=submit]")
+    expect(page.locator(".alert-success")).to_contain_text("growth")
+
+    # a key in that team with its own budget and limits
+    page.goto(f"{gateway}/keys/new")
+    page.fill("#name", "spend demo")
+    page.fill("#owner", "growth")
+    page.fill("#rpm", "10")
+    page.fill("#tpm", "100000")
+    page.fill("#concurrency", "4")
+    page.fill("#budget_amount", "0.04")
+    page.select_option("#budget_period", "day")
+    page.fill("#budget_soft_pct", "70")
+    page.click("form.form-card button[type=submit]")
+    raw_key = page.input_value("#new-key")
+
+    # traffic: ~1,000 prompt tokens at $2.50/1M + 32 completion tokens at $10/1M each
+    headers = {"Authorization": f"Bearer {raw_key}"}
+    body = {"model": "spend-4o", "messages": [{"role": "user", "content": "x" * 4000}], "max_tokens": 50}
+    statuses = []
+    for _ in range(12):
+        r = requests.post(f"{gateway}/v1/chat/completions", json=body, headers=headers, timeout=10)
+        statuses.append((r.status_code, r.json().get("error", {}).get("code")))
+        # the gateway settles finished requests in batches (GATEWAY_LIMITS_SETTLE_INTERVAL, 20 ms);
+        # until then their concurrency lease is held, so a client firing back to back can be refused
+        time.sleep(0.1)
+    statuses = [code for code, _ in statuses] if all(c != 429 or e == "rate_limit_exceeded"
+                                                     for c, e in statuses) else statuses
+    big = requests.post(f"{gateway}/v1/chat/completions", json={**body, "max_tokens": 2000},
+                        headers=headers, timeout=10)
+    assert statuses == [200] * 10 + [429, 429], statuses
+    assert big.status_code == 402 and big.json()["error"]["code"] == "insufficient_quota"
+    time.sleep(1.5)  # usage rows are written in batches, every second (GATEWAY_USAGE_FLUSH_INTERVAL)
+
+    # keys list: a compact spend bar
+    page.goto(f"{gateway}/keys")
+    row = page.locator("tr", has_text="spend demo")
+    expect(row.locator(".meter.is-warn")).to_have_count(1)
+    shot(page, screens, "31-keys-spend")
+
+    # the detail page
+    row.locator("a", has_text="spend demo").click()
+    expect(page.locator("h1")).to_have_text("spend demo")
+    spend = page.locator("#key-spend")
+    expect(spend.locator("#budget-key .meter.is-warn")).to_have_count(1)
+    expect(spend.locator("#budget-key")).to_contain_text("of $0.04")
+    expect(spend.locator("#budget-team")).to_contain_text("Team “growth”")
+    expect(spend.locator("#budget-team .meter.is-ok")).to_have_count(1)
+    expect(spend.locator("#limit-rpm")).to_contain_text("10 / 10")
+    expect(spend.locator("#limit-concurrency")).to_contain_text("0 / 4")
+    expect(spend.locator("#refusals-429")).to_contain_text("2")
+    expect(spend.locator("#refusals-402")).to_contain_text("1")
+    expect(page.locator("#key-requests tbody tr")).to_have_count(13)
+    shot(page, screens, "32-key-detail")
+
+    # the card refreshes itself (every 10 s): one more refusal shows up without a reload
+    assert requests.post(f"{gateway}/v1/chat/completions", json=body, headers=headers,
+                         timeout=10).status_code == 429
+    expect(spend.locator("#refusals-429 .refusal-value")).to_have_text("3", timeout=15_000)
+    expect(page.locator("#key-requests tbody tr")).to_have_count(14)  # swapped out of band
+
+    # teams list and the overview's budgets card
+    page.goto(f"{gateway}/teams")
+    expect(page.locator("tr", has_text="growth")).to_contain_text("$0.50")
+    shot(page, screens, "33-teams")
+    page.goto(gateway + "/")
+    expect(page.locator("#budget-alerts")).to_contain_text("spend demo")
+    shot(page, screens, "34-overview-budgets")
+    page.goto(provider_url)
+    shot(page, screens, "35-provider-limits")
+
+    # narrow screens: the detail page does not scroll sideways
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.goto(page.url.replace(provider_url, "") or f"{gateway}/keys")
+    page.goto(f"{gateway}/keys")
+    page.locator("a", has_text="spend demo").first.click()
+    overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    assert not overflow, "the key page must not scroll sideways"
+    shot(page, screens, "36-key-detail-narrow")

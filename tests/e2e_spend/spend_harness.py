@@ -10,14 +10,14 @@ What runs
     run once, the folder copied for every gateway), then ``gunicorn -k gevent -w 2`` in its
     own session, configured through ``/api/admin/providers|models|keys`` only.
 
-``spend_gw`` is one shared gateway (usage flushed every 0.1 s) for the tests that only need a
-fresh key each; the restart/kill tests start their own through ``gateway_factory`` because they
-stop or cripple it and need their own ``GATEWAY_USAGE_FLUSH_INTERVAL``.
+The fixtures (conftest.py): ``spend_gw`` is one shared gateway (usage flushed every 0.1 s)
+for the tests that only need a fresh key each; the restart/kill tests start their own
+through ``gateway_factory`` because they stop or cripple it and need their own
+``GATEWAY_USAGE_FLUSH_INTERVAL``.
 """
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import sqlite3
@@ -37,7 +37,7 @@ BIN = Path(sys.executable).parent
 if str(E2E) not in sys.path:
     sys.path.insert(0, str(E2E))
 
-import fake_provider as fp  # noqa: E402  (the same fake the e2e suite uses)
+import fake_provider as fp  # noqa: E402,F401  (the same fake the e2e suite uses; conftest uses fp)
 
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
@@ -285,7 +285,7 @@ class Gateway:
 
 
 # ------------------------------------------------------------------------------------ load
-def fire_at_once(n: int, fn, max_workers: int | None = None) -> list:
+def fire_at_once(n: int, fn) -> list:
     """Run ``fn(i)`` in ``n`` threads released together by a barrier; results in order."""
     barrier = threading.Barrier(n)
     results: list = [None] * n

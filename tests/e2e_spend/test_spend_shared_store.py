@@ -223,14 +223,8 @@ def test_concurrency_limit_spans_workers_with_streams(spend_gw):
     print(f"[conc-3] first round streamed in {streamed:.2f}s; second round admitted 3/3")
 
 
-SETTLE_BUG = ("Gate.settle/release (app/services/spend.py) only queue the end of a request; the "
-              "lease and the reservation stay in the store until the next batch "
-              "(LIMITS_SETTLE_INTERVAL, 20 ms), so a strictly sequential client is refused: "
-              "429 concurrency_limit_exceeded at concurrency=1, a non-retryable 402 with budget "
-              "room left")
 
 
-@pytest.mark.xfail(strict=True, reason=SETTLE_BUG)
 def test_sequential_client_is_never_refused_for_its_own_finished_requests(spend_gw):
     """A client that waits for each response before sending the next request never has two
     requests in flight and never spends more than it has: it must never be refused.

@@ -8,7 +8,6 @@ notice at all.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -19,18 +18,24 @@ from decimal import Decimal
 import pytest
 
 from spend_harness import (FAKE_COMPLETION, FAKE_PROMPT, Load, cost, pid_alive,
-                           pinned_connections, wait_until)
+                           pinned_connections, store_budget, wait_until)
 
 pytestmark = pytest.mark.e2e
 
 FLUSH = 0.5
 SLACK = 0.5      # scheduling + the duration of one flush transaction
-LEASE_TTL = 900  # app/limits/sqlite.py default; the app passes no lease_ttl to make_store
+LEASE_TTL = 6  # GATEWAY_LIMITS_LEASE_TTL for the lease test's gateway (default 900 s)
 
 
 @pytest.fixture(scope="module")
 def kill_gw(gateway_factory):
     return gateway_factory("sigkill", GATEWAY_USAGE_FLUSH_INTERVAL=FLUSH)
+
+
+@pytest.fixture(scope="module")
+def lease_gw(gateway_factory):
+    return gateway_factory("leases", GATEWAY_USAGE_FLUSH_INTERVAL=FLUSH,
+                           GATEWAY_LIMITS_LEASE_TTL=str(LEASE_TTL))
 
 
 def test_sigkill_worker_under_load_loses_at_most_its_last_interval(kill_gw):
@@ -44,6 +49,10 @@ def test_sigkill_worker_under_load_loses_at_most_its_last_interval(kill_gw):
       * requests fail only cleanly: no HTTP error status at all; the only failures are
         connection errors on A's connections (at most one per connection, at or after the
         kill: the client then reconnects);
+      * the budget never loses track: every admitted request is either settled (spent) or
+        still reserved (the dead worker's unsettled ones, until their leases expire), and
+        real cost == reservation here, so R x (200s) <= spent + reserved <= R x (200s +
+        connection errors) (a request in flight on A when it died was admitted, never answered);
       * no 200 has two usage rows, and every 200 without one ("lost") was answered by A
         (or by a connection whose owner could not be read before A died), after
         kill - (FLUSH + SLACK): a record can only be lost if it was queued after A's last
@@ -51,6 +60,7 @@ def test_sigkill_worker_under_load_loses_at_most_its_last_interval(kill_gw):
         lost <= A's 200s in that last window.
     """
     gw = kill_gw
+    R = cost(FAKE_PROMPT, FAKE_COMPLETION)  # each request reserves and costs exactly this
     key_id, raw = gw.make_key("kill-load", limits={"rpm": 1_000_000, "concurrency": 1000},
                               budget={"amount_usd": "1000", "period": "total"})
     original = gw.workers()
@@ -67,6 +77,10 @@ def test_sigkill_worker_under_load_loses_at_most_its_last_interval(kill_gw):
     load.stop()
     time.sleep(FLUSH * 3)  # the survivors' flushers write what they queued
     rows = gw.rows_by_request_id()
+    spent, reserved = store_budget(gw.counters_path, f"key:{key_id}")
+    fresh = pinned_connections(gw, {newcomer: 1})[newcomer][0]
+    newcomer_status = fresh.chat(raw).status
+    fresh.close()
 
     owner = load.owners
     ok = load.ok()
@@ -83,9 +97,13 @@ def test_sigkill_worker_under_load_loses_at_most_its_last_interval(kill_gw):
           f"survivor {survivor}: {len(b_after)} x 200 in the 2.5 s after the kill; "
           f"newcomer {newcomer}: {len(new_after)} x 200; lost {len(lost)} "
           f"(bound: {len(window)} x 200 by the victim in its last {FLUSH + SLACK:.1f}s); "
-          f"oldest lost answered {max((t_kill - o.t for o in lost), default=0):.3f}s before the kill")
+          f"oldest lost answered {max((t_kill - o.t for o in lost), default=0):.3f}s before the kill; "
+          f"store: {spent / R} settled + {reserved / R} still reserved of {len(ok)} x 200")
 
     assert not pid_alive(victim)
+    assert newcomer_status == 200, "the restarted worker does not serve"
+    assert R * len(ok) <= spent + reserved <= R * (len(ok) + len(errors)), (spent, reserved)
+    assert spent <= R * len(ok)
     assert len(b_after) > 20, "the other worker stopped serving during the kill"
     assert set(o.status for o in load.outcomes if o.status is not None) == {200}
     assert all(on_victim(o) for o in errors), [o for o in errors if not on_victim(o)][:5]
@@ -99,34 +117,17 @@ def test_sigkill_worker_under_load_loses_at_most_its_last_interval(kill_gw):
     assert len(lost) <= len(window)
 
 
-def _rewind_leases(counters_path, subject: str, scope: str) -> int:
-    """Simulate LEASE_TTL passing for ``subject``'s tickets: move their expiry (and the
-    budget's next-expiry hint) 1 s into the past, as the clock would after 900 s."""
-    past = int((time.time() - 1) * 1_000_000)
-    conn = sqlite3.connect(counters_path, timeout=10, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        n = conn.execute("UPDATE rl_ticket SET expires_at=? WHERE subject=? AND held=1",
-                         (past, subject)).rowcount
-        conn.execute("UPDATE rl_budget SET next_exp=? WHERE scope=?", (past, scope))
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-    return n
-
-
-def test_killed_workers_leases_and_reservations_expire(kill_gw):
+def test_killed_workers_leases_and_reservations_expire(lease_gw):
     """Two `drip` streams of a concurrency=2, budgeted key run on worker A; A is SIGKILLed.
 
     The dead worker's two leases and reservations ($0.0039 each) stay in the shared store:
     the key is at its concurrency limit with nobody using it (429 concurrency_limit_exceeded,
-    Retry-After: 1) and its leases expire LEASE_TTL = 900 s after admission — there is no
-    setting to shorten this (spend.gate() calls make_store(url) without lease_ttl), so the
-    test rewinds the leases' expiry in counters.db to stand for the 900 s passing. Then the
-    store drops them lazily: nothing in flight or reserved, a new request is admitted, and
-    the key's spend is that request alone (the killed streams were never charged).
+    Retry-After: 1) until its leases expire GATEWAY_LIMITS_LEASE_TTL (here 6 s) after
+    admission. Then the store drops them lazily: nothing in flight or reserved, a new request
+    is admitted, and the key's spend is that request alone (the killed streams were never
+    charged).
     """
-    gw = kill_gw
+    gw = lease_gw
     reserve = cost(FAKE_PROMPT, FAKE_COMPLETION)
     key_id, raw = gw.make_key("kill-leases", limits={"concurrency": 2},
                               budget={"amount_usd": "1", "period": "total"})
@@ -165,7 +166,7 @@ def test_killed_workers_leases_and_reservations_expire(kill_gw):
     for e in expiries:
         assert LEASE_TTL - 5 <= e / 1e6 - t_admit <= LEASE_TTL + 1, e / 1e6 - t_admit
 
-    assert _rewind_leases(gw.counters_path, f"key:{key_id}", f"key:{key_id}") == 2
+    time.sleep(max(0.0, t_admit + LEASE_TTL + 0.5 - time.time()))  # the leases run out
     state = gw.key_info(raw)["state"]
     assert state["in_flight"] == 0
     assert Decimal(state["budgets"][0]["reserved_usd"]) == 0
