@@ -154,7 +154,7 @@ class ResponseCache:
                 response = loads(rec.body)
                 entry = Entry(rec.key, rec.model, rec.key_id, rec.created, rec.expires,
                               rec.size, response, response.get("usage") or {})
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError):      # removed with the expired ones
                 log.warning("response cache: unreadable entry %s dropped", key)
         with self._lock:
             p = self._pending

@@ -7,6 +7,9 @@ from app.providers.common import dumps, loads
 from app.services import runtime
 from app.services.completions import Call, JSONResult, Proxy, ProxyError
 from app.services.transport import make_transport
+from app.services.inspection import inspector_for
+from app.services.response_cache import response_cache
+from app.services.router import router
 from app.services.spend import gate
 from app.services.usage import writer
 
@@ -21,7 +24,7 @@ def proxy() -> Proxy:
         cfg = current_app.config
         p = ext["gateway_proxy"] = Proxy(make_transport(cfg.get("GATEWAY_HTTP_CLIENT", "gevent")),
                                          writer().record, cfg.get("REQUEST_DEADLINE_SECONDS"),
-                                         gate())
+                                         gate(), router(), response_cache(), inspector_for)
     return p
 
 
@@ -90,7 +93,7 @@ def chat_completions():
         body = _body()
     except ProxyError as err:
         return _error(err)
-    return _deliver(proxy().chat(snap, Call(key=key, endpoint="chat"), body))
+    return _deliver(proxy().chat(snap, Call(key=key, endpoint="chat"), body, request.headers))
 
 
 @bp.post("/embeddings")

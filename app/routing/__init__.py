@@ -9,34 +9,38 @@ by every worker through a :class:`SQLiteBreakerStore` file), and passes the cloc
     live = LiveState(breaker=breaker)
     rng = random.Random()
 
-    tried, attempt = set(), 0
+    tried, rounds, waits = set(), 0, []     # waits: each attempt's Retry-After this round
     while True:
         now = time.time()
         candidates = order(deps, group.strategy, live, rng, now, exclude=tried,
                            needs=frozenset({"tools"}), min_context=prompt_tokens,
                            est_input_tokens=prompt_tokens, est_output_tokens=max_tokens)
-        if not candidates:
-            break                                 # every deployment tried: answer last error
+        if not candidates:                    # each deployment tried once in this round
+            wait = backoff(rounds, rng, retry_after=min(waits, default=None),
+                           deadline_left=deadline - now)
+            if rounds >= group.retries or wait is None:
+                break                         # answer with the last error
+            time.sleep(wait)
+            tried, rounds, waits = set(), rounds + 1, []
+            continue
         # the first one the breaker lets through; if none is, the first anyway (last resort)
         dep = next((d for d in candidates if breaker.allow(d.id, now)), candidates[0])
         tried.add(dep.id)
         live.started(dep.id)
-        status, error, headers, ttfb_ms = send(dep)          # upstream call, up to first byte
+        status, error, headers, ttfb_ms = send(dep)      # the upstream call, to first byte
+        now = time.time()
         outcome = classify(status, error)
         live.finished(dep.id, ttfb_ms, outcome == "ok")
-        live.observe_ratelimit(dep.id, headers, time.time())
-        retry_after = retry_after_seconds(headers, time.time())
-        breaker.record(dep.id, outcome, time.time(), retry_after)
+        live.observe_ratelimit(dep.id, headers, now)
+        ra = retry_after_seconds(headers, now)
+        breaker.record(dep.id, outcome, now, ra)
         if outcome == "ok" or not is_retryable(status, outcome):
             break
-        wait = backoff(attempt, rng, retry_after=None, deadline_left=deadline - time.time())
-        if wait is None:
-            break
-        time.sleep(wait); attempt += 1
+        waits.append(ra or 0.0)      # retryable: fail over to the next deployment at once
 
-(``retry_after`` belongs to the deployment that sent it: failing over to another deployment
-need not wait for it, retrying the same one must.) Record the outcome once the status and first
-byte are known, not at the end of a long stream, so a half-open probe answers promptly.
+Record the outcome as soon as the status and first byte are known, not at the end of a long
+stream, so a half-open probe answers promptly (a probe that never reports frees its slot after
+``probe_timeout_s``).
 
 Modules: :mod:`.deployments` (:func:`order`), :mod:`.live` (:class:`LiveState`),
 :mod:`.breaker` (policy, :class:`Breaker`, :class:`MemoryBreakerStore`), :mod:`.sqlite`

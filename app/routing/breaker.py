@@ -345,7 +345,8 @@ class Breaker:
 
     def record(self, dep_id: int, outcome: str, now: float, retry_after: float | None = None,
                *, detail: str | None = None) -> str:
-        """Record an attempt's outcome (one store transaction); returns the state after it.
+        """Record an attempt's outcome (one store transaction); returns the state after it
+        (``"unknown"`` when the store failed and ``fail_open`` dropped the outcome).
 
         ``outcome``: see the module docstring (:func:`~app.routing.retry.classify` maps an HTTP
         status). ``retry_after``: the upstream's Retry-After, for ``rate_limited``. ``detail``
@@ -365,7 +366,7 @@ class Breaker:
                 raise
             log.warning("breaker store failed in record(%s, %s); outcome dropped", dep_id,
                         outcome, exc_info=True)
-            return "closed"
+            return "unknown"
 
     def state(self, dep_id: int, now: float) -> dict:
         """{"state", "consecutive_failures", "error_rate", "open_until", "reason",

@@ -55,6 +55,12 @@ class Call:
     model_name: str | None = None
     attempts: list[str] = field(default_factory=list)
     ticket: Any = None  # spend.Ticket while limits/budgets are held
+    live_dep: int | None = None  # deployment whose in-flight count this call holds
+    deadline_s: float | None = None
+    cache_hit: bool = False
+    cache_status: str | None = None  # x-cache: HIT | MISS | BYPASS
+    detectors: list[str] = field(default_factory=list)
+    redacted: str | None = None
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 2)
@@ -199,24 +205,38 @@ def validate_embeddings(body: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------- routing
-def resolve(snap: Snapshot, key: KeyInfo, model: str, kind: str) -> Route:
+AUTO_MODEL = "auto"
+
+
+def resolve(snap: Snapshot, key: KeyInfo, model: str, kind: str) -> list[Route]:
+    """Every usable deployment for the public name (or upstream id) `model`.
+
+    `auto` (unless an admin named a model so) means every chat deployment this key may use,
+    routed cheapest-first by the caller.
+    """
     routes = [r for r in snap.resolve(model) if r.kind == kind]
-    if not routes:
+    if not routes and model == AUTO_MODEL and kind == "chat":
+        routes = [r for name, rs in snap.by_name.items() if key.may_use(name)
+                  for r in rs if r.kind == kind]
+        if not routes:
+            raise ProxyError(404, "no chat model is available to this key for 'auto'",
+                             code="model_not_found", param="model", error_class="not_found")
+    elif not routes:
         other = snap.resolve(model)
         if other:
             raise ProxyError(400, f"model '{model}' is a {other[0].kind} model and cannot be used "
                              f"for {kind}", param="model", code="model_not_supported")
         raise ProxyError(404, f"The model '{model}' does not exist or you do not have access to it.",
                          code="model_not_found", param="model", error_class="not_found")
-    if not key.may_use(routes[0].name):
+    elif not key.may_use(routes[0].name):
         raise ProxyError(403, f"this API key is not allowed to use model '{routes[0].name}'",
                          type_="permission_error", code="model_not_allowed", param="model",
                          error_class="forbidden")
-    route = routes[0]
-    if route.adapter is None:
-        raise ProxyError(502, f"{route.adapter_error}; ask the gateway admin", type_="api_error",
+    usable = [r for r in routes if r.adapter is not None]
+    if not usable:
+        raise ProxyError(502, f"{routes[0].adapter_error}; ask the gateway admin", type_="api_error",
                          code="provider_misconfigured", error_class="config_error")
-    return route
+    return usable
 
 
 def transport_error(exc: TransportError, route: Route) -> UpstreamError:
@@ -272,33 +292,41 @@ FAILURES = (DeadlineExceeded, ProxyError, UpstreamError, TransportError)
 
 
 class Proxy:
-    """Binds a transport and a usage sink; one per app."""
+    """Binds a transport, a usage sink and the optional spend gate, router, cache and
+    inspector; one per app."""
 
     def __init__(self, transport, record: Callable[[dict[str, Any]], None],
-                 request_deadline: float | None = None, gate=None):
+                 request_deadline: float | None = None, gate=None, router=None, cache=None,
+                 inspectors=None):
         self.transport = transport
         self.record = record
         self.request_deadline = request_deadline
         self.gate = gate
+        self.router = router
+        self.cache = cache
+        self.inspectors = inspectors
 
     def _deadline_error(self, call: Call) -> UpstreamError:
         name = call.route.provider_name if call.route else "upstream"
         return UpstreamError(504, f"The request to '{name}' exceeded the gateway's deadline of "
-                             f"{self.request_deadline:g}s.", "timeout_error", "request_deadline",
-                             "timeout")
+                             f"{call.deadline_s or self.request_deadline:g}s.", "timeout_error",
+                             "request_deadline", "timeout")
 
-    # -- accounting
+    # -- accounting ------------------------------------------------------------------------
     def _record(self, call: Call, status: int, usage: Usage | None, error_class: str | None) -> None:
         route = call.route
         usage = usage or Usage()
-        cost = route.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) \
-            if route else Decimal(0)
+        cost = Decimal(0) if call.cache_hit or route is None else \
+            route.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
         if call.ticket is not None and self.gate is not None:
             if usage.total_tokens or cost:
                 self.gate.settle(call.ticket, usage.total_tokens, cost)
             else:  # failed before costing anything: give back the reservation and the lease
                 self.gate.release(call.ticket)
             call.ticket = None
+        if call.live_dep is not None and self.router is not None:
+            self.router.live.finished(call.live_dep, call.ttfb_ms, status < 400)
+            call.live_dep = None
         try:
             self.record({
                 "request_id": call.request_id, "endpoint": call.endpoint, "key_id": call.key.id,
@@ -308,32 +336,41 @@ class Proxy:
                 "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                 "cached_tokens": usage.cached_tokens, "tokens_estimated": usage.estimated,
                 "cost_usd": cost, "latency_ms": call.elapsed_ms(), "ttfb_ms": call.ttfb_ms,
-                "status_code": status, "error_class": error_class, "cache_hit": False,
-                "stream": call.stream, "attempts": ",".join(call.attempts) or None,
-                "owner": call.key.owner,
+                "status_code": status, "error_class": error_class, "cache_hit": call.cache_hit,
+                "stream": call.stream, "attempts": ";".join(call.attempts)[:500] or None,
+                "owner": call.key.owner, "detectors": ",".join(call.detectors)[:300] or None,
             })
         except Exception:  # accounting must never break the response
             log.exception("could not queue usage record %s", call.request_id)
 
-    def _admit(self, snap: Snapshot, call: Call, route: Route, prompt_tokens: int,
+    def _admit(self, snap: Snapshot, call: Call, routes: list[Route], prompt_tokens: int,
                body: dict[str, Any]) -> None:
-        """Take the key's/model's/provider's limits and reserve the worst-case cost."""
+        """Take the key's/model's/provider's limits and reserve the worst-case cost over every
+        deployment the request may fall back to."""
         if self.gate is None:
             return
         from app.services.spend import SpendDenied, worst_case_output
-        max_out = worst_case_output(body, route) if call.endpoint == "chat" else 0
+        first = routes[0]
+        max_out = worst_case_output(body, first) if call.endpoint == "chat" else 0
+        reserve = max(r.cost(prompt_tokens, max_out) for r in routes)
         try:
-            call.ticket = self.gate.admit(snap, call.key, route, prompt_tokens, max_out)
+            call.ticket = self.gate.admit(snap, call.key, first, prompt_tokens, max_out, reserve)
         except SpendDenied as denied:
             raise ProxyError(denied.status, denied.message, denied.type, denied.code,
                              error_class=denied.error_class, headers=denied.headers) from None
 
-    def _success_headers(self, call: Call) -> dict[str, str]:
+    def _headers(self, call: Call) -> dict[str, str]:
         headers = {"x-request-id": call.request_id}
         if call.ticket is not None:
             headers.update(call.ticket.headers)
             if call.ticket.warning:
                 headers["x-gateway-budget-warning"] = call.ticket.warning
+        if call.attempts:
+            headers["x-gateway-attempts"] = ";".join(call.attempts)[:1000]
+        if call.cache_status:
+            headers["x-cache"] = call.cache_status
+        if call.redacted:
+            headers["x-gateway-redacted"] = call.redacted
         return headers
 
     def fail(self, call: Call, err: Exception) -> JSONResult:
@@ -343,37 +380,248 @@ class Proxy:
         elif isinstance(err, TransportError):
             err = transport_error(err, call.route)
         self._record(call, err.status, None, err.error_class)
-        return JSONResult(err.status, dumps(err.to_openai()),
-                          {**_error_headers(err), "x-request-id": call.request_id})
+        return JSONResult(err.status, dumps(err.to_openai()), {**_error_headers(err),
+                                                               **self._headers(call)})
 
-    def _send(self, call: Call, route: Route, req):
-        call.attempts.append(route.provider_name)
+    # -- sensitivity -----------------------------------------------------------------------
+    def _inspect(self, snap: Snapshot, call: Call, body: dict[str, Any]) -> tuple[dict, tuple | None]:
+        """Apply the key's (or the gateway's) sensitivity policy.
+
+        Returns the body to send (redacted when the policy says so) and, for the `route`
+        policy on sensitive content, the provider trust levels allowed to see it.
+        """
+        policy = {**(snap.settings.get("sensitivity") or {}), **(call.key.sensitivity or {})}
+        action = policy.get("action", "allow")
+        if action == "allow" or self.inspectors is None:
+            return body, None
+        inspector = self.inspectors(policy)
+        verdict = inspector.inspect_messages(body.get("messages") or [])
+        call.detectors = list(verdict.detectors)
+        if not verdict.sensitive:
+            return body, None
+        if action == "block":
+            raise ProxyError(400, "This request was blocked by the gateway's content policy "
+                             f"(detected: {', '.join(verdict.detectors)}).", code="content_policy",
+                             error_class="content_policy")
+        if action == "redact":
+            messages, verdict = inspector.redact_messages(body["messages"])
+            categories = sorted({f.category for f in verdict.findings})
+            call.redacted = f"{len(verdict.findings)} span(s): {', '.join(categories)}"
+            return {**body, "messages": messages}, None
+        return body, tuple(policy.get("trusted_levels") or ("local", "private"))
+
+    # -- cache -----------------------------------------------------------------------------
+    def _cache_plan(self, snap: Snapshot, call: Call, body: dict[str, Any], name: str,
+                    headers) -> tuple[Any, str | None, float | None]:
+        """(decision, cache key, ttl) or (None, None, None) when the cache is off."""
+        settings = snap.settings.get("cache") or {}
+        if self.cache is None or not settings.get("enabled", True):
+            return None, None, None
+        from app.cache import cache_key, decide
+        decision = decide(body, headers)
+        scope = f"key:{call.key.id}" if settings.get("scope") == "key" else ""
+        ttl = None
+        raw_ttl = (headers or {}).get("x-gateway-cache-ttl") if headers else None
+        if raw_ttl:
+            try:
+                ttl = max(1.0, min(float(raw_ttl), 30 * 86400.0))
+            except ValueError:
+                raise ProxyError(400, "x-gateway-cache-ttl must be a number of seconds",
+                                 code="invalid_header") from None
+        ttl = ttl or float(settings.get("default_ttl") or 3600)
+        call.cache_status = "BYPASS" if not decision.lookup else "MISS"
+        return decision, cache_key(body, name, scope), ttl
+
+    def _serve_hit(self, call: Call, entry, body: dict[str, Any]) -> JSONResult | StreamResult:
+        call.cache_hit, call.cache_status = True, "HIT"
+        response = entry.response
+        response["id"] = "chatcmpl-" + call.request_id[4:]
+        u = response.get("usage") or {}
+        usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+        call.mark_first_byte()
+        headers = self._headers(call)
+        if not call.stream:
+            self._record(call, 200, usage, None)
+            return JSONResult(200, dumps(response), headers)
+        from app.cache import as_stream_chunks
+
+        def replay() -> Iterator[bytes]:
+            try:
+                for chunk in as_stream_chunks(response):
+                    yield b"data: " + dumps(chunk) + b"\n\n"
+                if client_wants_usage(body):
+                    yield b"data: " + dumps({"id": response["id"], "object": "chat.completion.chunk",
+                                             "created": response.get("created") or int(time.time()),
+                                             "model": response.get("model"), "choices": [],
+                                             "usage": usage.as_openai()}) + b"\n\n"
+                yield b"data: [DONE]\n\n"
+            finally:
+                self._record(call, 200, usage, None)
+        return StreamResult(replay(), headers)
+
+    def _cache_put(self, call: Call, decision, key: str | None, ttl: float | None,
+                   response: dict[str, Any] | None) -> None:
+        if decision is None or key is None or response is None or not decision.store:
+            return
+        try:
+            self.cache.put(key, response, model=call.route.name, key_id=call.key.id, ttl=ttl,
+                           now=time.time())
+        except Exception:  # a full disk must not fail the request
+            log.exception("response cache put failed")
+
+    # -- attempts ----------------------------------------------------------------------------
+    def _send(self, route: Route, req):
         try:
             resp = self.transport.send(req, route.connect_timeout, route.read_timeout)
         except TransportError as exc:
-            raise transport_error(exc, route) from None
+            err = transport_error(exc, route)
+            err.outcome = "timeout" if exc.kind == "timeout" else (
+                "connect" if exc.kind == "connect" else "server_error")
+            err.upstream_status, err.upstream_headers = None, {}
+            raise err from None
         if resp.status >= 400:
             try:
                 data = resp.read(1024 * 1024)
             except TransportError:
                 data = b""
-            raise route.adapter.parse_error(resp.status, resp.headers, data)
+            err = route.adapter.parse_error(resp.status, resp.headers, data)
+            err.upstream_status, err.upstream_headers = resp.status, resp.headers
+            raise err
         return resp
 
-    # -- chat
-    def chat(self, snap: Snapshot, call: Call, body: dict[str, Any]) -> JSONResult | StreamResult:
+    @staticmethod
+    def _prime(route: Route, resp):
+        """Read a stream until its first chunk, so a failure before any byte reached the client
+        can still fall back. Returns (decoder, remaining blocks, first chunks)."""
+        decoder = route.adapter.stream_decoder(route.name)
+        blocks = resp.iter_chunks()
+        try:
+            for block in blocks:
+                chunks = decoder.feed(block)
+                if chunks or decoder.done:
+                    return decoder, blocks, chunks
+            return decoder, blocks, decoder.close()
+        except TransportError as exc:
+            resp.close()
+            raise transport_error(exc, route) from None
+        except UpstreamError:
+            resp.close()
+            raise
+
+    def _attempts(self, call: Call, plan, build: Callable[[Route], Any], stream: bool,
+                  est_in: int, est_out: int, needs: frozenset[str]):
+        """Try deployments in routing order until one answers (fallback before the first byte).
+
+        A deployment is tried at most once per request. Between attempts: exponential backoff
+        with full jitter; an upstream Retry-After is honoured when the next attempt goes to the
+        same provider; nothing waits past the request's deadline. Returns (route, response,
+        primed stream or None).
+        """
+        from app.routing import backoff, classify, is_retryable, order
+        from app.services.router import deployment
+        router = self.router
+        budget = 1 + max(0, plan.primary.retries)
+        tried: set[int] = set()
+        last: UpstreamError | None = None
+        started = time.monotonic()
+        limit = call.deadline_s
+        for group in plan.groups:
+            by_id = {r.model_pk: r for r in group.routes}
+            deps = [deployment(r) for r in group.routes]
+            # capabilities steer only where the admin declared them: a need that no deployment
+            # of the group declares is not a filter (flags default to off for new models)
+            declared = frozenset().union(*(d.capabilities for d in deps))
+            group_needs = needs & declared
+            while len(tried) < budget:
+                now = time.time()
+                ranked = order(deps, group.strategy, router.live, router.rng, now, exclude=tried,
+                               needs=group_needs, min_context=est_in or None,
+                               est_input_tokens=est_in, est_output_tokens=est_out)
+                if not ranked:
+                    break
+                dep = next((d for d in ranked if router.breaker.allow(d.id, now)), ranked[0])
+                route = by_id[dep.id]
+                if last is not None:
+                    same = getattr(last, "provider_id", None) == route.provider_id
+                    ra = float(last.retry_after) if same and _is_number(last.retry_after) else None
+                    left = None if not limit else limit - (time.monotonic() - started)
+                    wait = backoff(len(tried) - 1, router.rng, base=0.05, cap=1.0, retry_after=ra,
+                                   deadline_left=left)
+                    if wait is None:
+                        raise last
+                    _sleep(wait)
+                tried.add(dep.id)
+                call.route = route
+                router.live.started(dep.id)
+                call.live_dep = dep.id
+                try:
+                    resp = self._send(route, build(route))
+                    primed = self._prime(route, resp) if stream else None
+                except UpstreamError as err:
+                    outcome = getattr(err, "outcome", None) or classify(
+                        getattr(err, "upstream_status", None) or err.status)
+                    router.live.finished(dep.id, None, False)
+                    call.live_dep = None
+                    from app.routing import retry_after_seconds
+                    ra = retry_after_seconds(getattr(err, "upstream_headers", None) or {}, time.time())
+                    router.breaker.record(dep.id, outcome, time.time(), ra, detail=err.message[:200])
+                    call.attempts.append(f"{route.owned_by}/{route.upstream_id}={err.status}")
+                    err.provider_id = route.provider_id
+                    last = err
+                    if not is_retryable(getattr(err, "upstream_status", None), outcome):
+                        raise
+                    continue
+                router.breaker.record(dep.id, "ok", time.time())
+                router.live.observe_ratelimit(dep.id, resp.headers, time.time())
+                call.attempts.append(f"{route.owned_by}/{route.upstream_id}=200")
+                return route, resp, primed
+        if last is not None:
+            raise last
+        raise ProxyError(503, "No deployment of this model can serve the request (capabilities, "
+                         "context window or sensitivity policy).", type_="api_error",
+                         code="no_deployment_available", error_class="no_route")
+
+    # -- chat --------------------------------------------------------------------------------
+    def chat(self, snap: Snapshot, call: Call, body: dict[str, Any],
+             headers=None) -> JSONResult | StreamResult:
+        from app.services.router import needs_of
         call.model_name = body.get("model") if isinstance(body.get("model"), str) else None
         call.stream = body.get("stream") is True
+        decision = cache_key = ttl = None
         try:
             validate_chat(body)
-            route = call.route = resolve(snap, call.key, body["model"], "chat")
-            self._admit(snap, call, route, estimate_prompt(body["messages"]), body)
-            req = route.adapter.chat_request(body, route.upstream_id)
-            with deadline(self.request_deadline):
-                resp = self._send(call, route, req)
-                if call.stream:  # the deadline covers the wait for the stream to start
-                    return StreamResult(self._stream(call, route, resp, body),
-                                        self._success_headers(call))
+            primary = resolve(snap, call.key, body["model"], "chat")
+            call.route = primary[0]
+            upstream_body, trusted = self._inspect(snap, call, body)
+            decision, cache_key, ttl = self._cache_plan(snap, call, body, primary[0].name, headers)
+            if decision is not None and decision.lookup:
+                entry = self.cache.get(cache_key, time.time())
+                if entry is not None:
+                    return self._serve_hit(call, entry, body)
+            plan = self.router.plan(snap, call.key, primary, "chat")
+            if body["model"] == AUTO_MODEL and primary[0].name != AUTO_MODEL:
+                plan.primary.strategy = "cost"
+            if trusted is not None:
+                for group in plan.groups:
+                    group.routes = [r for r in group.routes if r.trust_level in trusted]
+                if not plan.routes():
+                    raise ProxyError(400, "This request contains sensitive content and no "
+                                     "deployment of this model is trusted to receive it.",
+                                     code="content_policy", error_class="content_policy")
+                plan.groups = [g for g in plan.groups if g.routes]
+            prompt = estimate_prompt(body["messages"])
+            self._admit(snap, call, plan.routes(), prompt, body)
+            call.deadline_s = plan.primary.timeout_s or self.request_deadline
+            from app.services.spend import worst_case_output
+            with deadline(call.deadline_s):
+                route, resp, primed = self._attempts(
+                    call, plan, lambda r: r.adapter.chat_request(upstream_body, r.upstream_id),
+                    call.stream, prompt, worst_case_output(body, plan.routes()[0]),
+                    needs_of(body, call.stream))
+                if call.stream:
+                    return StreamResult(self._stream(call, route, resp, body, primed,
+                                                     (decision, cache_key, ttl)),
+                                        self._headers(call))
                 data = resp.read()
             call.mark_first_byte()
             obj, usage = route.adapter.parse_chat_response(data, route.name)
@@ -383,41 +631,61 @@ class Proxy:
             usage = Usage(estimate_prompt(body["messages"]), estimate_tokens(_message_chars(obj)),
                           estimated=True)
             obj["usage"] = usage.as_openai()  # what the client sees is what is billed
-        headers = self._success_headers(call)
+        self._cache_put(call, decision, cache_key, ttl, obj)
+        headers = self._headers(call)
         self._record(call, 200, usage, None)
         return JSONResult(200, dumps(obj), headers)
 
-    def _stream(self, call: Call, route: Route, resp, body: dict[str, Any]) -> Iterator[bytes]:
-        decoder = route.adapter.stream_decoder(route.name)
+    def _stream(self, call: Call, route: Route, resp, body: dict[str, Any], primed,
+                cache_plan) -> Iterator[bytes]:
+        decoder, blocks, first = primed
         wants_usage = client_wants_usage(body)
         delivered = [0]  # characters of content/arguments sent to the client
         last: list[dict[str, Any] | None] = [None]
+        decision, cache_key, ttl = cache_plan
+        keep: list[dict[str, Any]] | None = [] if decision is not None and decision.store else None
+        kept = [0]
         status, error_class, finished = 200, None, False
 
         def forward(chunks: list[dict[str, Any]]) -> Iterator[bytes]:
+            nonlocal keep
             for chunk in chunks:
                 delivered[0] += _chunk_chars(chunk)
                 last[0] = chunk
                 call.mark_first_byte()
-                yield b"data: " + dumps(chunk) + b"\n\n"
+                data = dumps(chunk)
+                if keep is not None:
+                    kept[0] += len(data)
+                    keep = keep if kept[0] < 1024 * 1024 else None  # too big to cache
+                    if keep is not None:
+                        keep.append(chunk)
+                yield b"data: " + data + b"\n\n"
             if decoder.error is not None:  # in-band error after the chunks above
                 raise decoder.error
 
         try:
             try:
-                for block in resp.iter_chunks():
-                    yield from forward(decoder.feed(block))
-                    if decoder.done:
-                        break
-                yield from forward(decoder.close())
+                yield from forward(first)
+                if not decoder.done:
+                    for block in blocks:
+                        yield from forward(decoder.feed(block))
+                        if decoder.done:
+                            break
+                    yield from forward(decoder.close())
             except TransportError as exc:
                 raise transport_error(exc, route) from None
             if not decoder.done and decoder.finish_reason is None:
                 raise UpstreamError(502, "The upstream stream ended before it was complete.",
                                     "api_error", "stream_truncated", "stream_truncated")
             finished = True
+            usage = self._stream_usage(decoder, body, delivered[0], finished)
+            if keep:
+                from app.cache import response_from_chunks
+                assembled = response_from_chunks(keep)
+                if assembled is not None:
+                    assembled["usage"] = usage.as_openai()
+                    self._cache_put(call, decision, cache_key, ttl, assembled)
             if wants_usage:
-                usage = self._stream_usage(decoder, body, delivered[0], finished)
                 yield b"data: " + dumps(self._usage_chunk(last[0], route, usage)) + b"\n\n"
             yield b"data: [DONE]\n\n"
         except UpstreamError as err:
@@ -453,17 +721,25 @@ class Proxy:
                 "created": last.get("created") or int(time.time()), "model": route.name,
                 "choices": [], "usage": usage.as_openai()}
 
-    # -- embeddings
+    # -- embeddings ----------------------------------------------------------------------------
     def embeddings(self, snap: Snapshot, call: Call, body: dict[str, Any]) -> JSONResult:
         call.model_name = body.get("model") if isinstance(body.get("model"), str) else None
         try:
             validate_embeddings(body)
-            route = call.route = resolve(snap, call.key, body["model"], "embedding")
-            self._admit(snap, call, route, _embedding_tokens(body["input"]), body)
-            datas = []
-            with deadline(self.request_deadline):
-                for req in route.adapter.embeddings_requests(body, route.upstream_id):
-                    datas.append(self._send(call, route, req).read())
+            primary = resolve(snap, call.key, body["model"], "embedding")
+            call.route = primary[0]
+            plan = self.router.plan(snap, call.key, primary, "embedding")
+            tokens = _embedding_tokens(body["input"])
+            self._admit(snap, call, plan.routes(), tokens, body)
+            call.deadline_s = plan.primary.timeout_s or self.request_deadline
+            with deadline(call.deadline_s):
+                route, first, _ = self._attempts(
+                    call, plan, lambda r: r.adapter.embeddings_requests(body, r.upstream_id)[0],
+                    False, tokens, 0, frozenset())
+                datas = [first.read()]
+                # adapters that need several upstream calls (Bedrock Titan: one per input)
+                for req in route.adapter.embeddings_requests(body, route.upstream_id)[1:]:
+                    datas.append(self._send(route, req).read())
             call.mark_first_byte()
             obj, usage = route.adapter.parse_embeddings_responses(datas, route.name, body)
         except FAILURES as err:
@@ -471,6 +747,20 @@ class Proxy:
         if not usage.prompt_tokens:
             usage = Usage(_embedding_tokens(body["input"]), 0, estimated=True)
             obj["usage"] = {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}
-        headers = self._success_headers(call)
+        headers = self._headers(call)
         self._record(call, 200, usage, None)
         return JSONResult(200, dumps(obj), headers)
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _sleep(seconds: float) -> None:
+    if seconds > 0:
+        from app.services.usage import _sleep as sleep
+        sleep(seconds)

@@ -4,6 +4,5 @@ from __future__ import annotations
 
 def live_states() -> dict[int, dict]:
     """{model id: {"breaker": ..., "latency_ms": ..., "in_flight": ...}} (filled by the router)."""
-    from flask import current_app
-    router = current_app.extensions.get("gateway_router")
-    return router.live_view() if router is not None else {}
+    from app.services.router import router
+    return router().live_view()

@@ -92,7 +92,7 @@ class Gate:
         self._lock = threading.Lock()
 
     def admit(self, snap: Snapshot, key: KeyInfo, route: Route, prompt_tokens: int,
-              max_output: int) -> Ticket | None:
+              max_output: int, reserve: Decimal | None = None) -> Ticket | None:
         """Check and record every applicable limit and budget; None when nothing applies."""
         subjects = []
         key_limits = _limits(key.limits)
@@ -105,7 +105,8 @@ class Gate:
             subjects.append((f"provider:{route.provider_id}", p, []))
         if not subjects:
             return None
-        reserve = route.cost(prompt_tokens, max_output)
+        if reserve is None:
+            reserve = route.cost(prompt_tokens, max_output)
         ticket = Ticket()
         now = time.time()
         try:

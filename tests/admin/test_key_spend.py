@@ -283,6 +283,6 @@ def test_list_spend_column(admin_client, team):
     row = squash(element(body, f"key-{spender.id}"))
     assert 'class="meter is-warn meter-sm"' in row and "$9.00" in row and " of $10.00/week · 90%" in row
     row = squash(element(body, f"key-{member.id}"))
-    assert "team budget" in row and " of $100.00/month" in row
+    assert "team “research” budget" in row and " of $100.00/month" in row
     row = squash(element(body, f"key-{plain.id}"))
     assert "meter" not in row

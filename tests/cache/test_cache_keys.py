@@ -76,8 +76,8 @@ def test_several_text_parts_are_not_joined():
 def test_image_parts_are_part_of_the_key():
     img = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
     b1 = with_user_content([{"type": "text", "text": "What is 2+2?"}, img])
-    b2 = with_user_content([{"type": "text", "text": "What is 2+2?"},
-                            {"type": "image_url", "image_url": {"url": "https://example.com/b.png"}}])
+    img_b = {"type": "image_url", "image_url": {"url": "https://example.com/b.png"}}
+    b2 = with_user_content([{"type": "text", "text": "What is 2+2?"}, img_b])
     b3 = with_user_content([{"type": "text", "text": "What is 2+2?"},
                             {"type": "image_url", "image_url": {"url": "https://example.com/a.png",
                                                                 "detail": "high"}}])

@@ -1,7 +1,6 @@
 """ResponseCache over both stores: get/put/expiry, LRU eviction, oversize, clear, stats."""
 from __future__ import annotations
 
-import copy
 
 import pytest
 from cache_support import T0, fixture, response

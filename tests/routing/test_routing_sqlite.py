@@ -89,7 +89,7 @@ def test_a_locked_file_fails_open(tmp_path):
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
-        assert b.record(1, "ok", T0) == "closed"   # dropped, logged
+        assert b.record(1, "ok", T0) == "unknown"  # dropped, logged
         strict = Breaker(store, fail_open=False)
         try:
             strict.record(1, "ok", T0)

@@ -1,0 +1,107 @@
+"""Per-worker routing state and the plan of deployments a request may be sent to.
+
+Wraps the pure routing package (app.routing): a LiveState (latency, in flight, upstream
+rate-limit headers) per worker, and circuit breakers whose state is shared by every worker
+through a SQLite file beside the DB (`instance/breakers.db`).
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+
+from app.routing import Breaker, Deployment, LiveState, SQLiteBreakerStore, live_view
+from app.services.runtime import KeyInfo, Route, Snapshot
+
+DEFAULT_GROUP = {"strategy": "priority", "fallbacks": [], "retries": 2, "timeout_s": None}
+
+
+@dataclass
+class Group:
+    name: str
+    strategy: str
+    retries: int
+    timeout_s: float | None
+    routes: list[Route]
+
+
+@dataclass
+class Plan:
+    """The primary group then its fallback groups; deployments never repeat."""
+
+    groups: list[Group] = field(default_factory=list)
+
+    @property
+    def primary(self) -> Group:
+        return self.groups[0]
+
+    def routes(self) -> list[Route]:
+        return [r for g in self.groups for r in g.routes]
+
+
+def deployment(route: Route) -> Deployment:
+    return Deployment(id=route.model_pk, provider_id=route.provider_id, priority=route.priority,
+                      weight=route.weight, input_price=route.input_price,
+                      output_price=route.output_price, context_window=route.context_window,
+                      capabilities=route.capabilities)
+
+
+def needs_of(body: dict[str, Any], stream: bool) -> frozenset[str]:
+    """Capabilities a chat request needs from a deployment."""
+    needs = set()
+    if body.get("tools") or body.get("functions"):
+        needs.add("tools")
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+        needs.add("json")
+    for m in body.get("messages") or ():
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "image_url"
+                                             for p in content):
+            needs.add("vision")
+            break
+    return frozenset(needs)
+
+
+class Router:
+    def __init__(self, breaker_path: str, seed: int | None = None):
+        self.breaker = Breaker(SQLiteBreakerStore(breaker_path))
+        self.live = LiveState(breaker=self.breaker)
+        self.rng = random.Random(seed)
+
+    def plan(self, snap: Snapshot, key: KeyInfo, primary: list[Route], kind: str) -> Plan:
+        name = primary[0].name
+        cfg = {**DEFAULT_GROUP, **snap.groups.get(name, {})}
+        plan = Plan([Group(name, cfg["strategy"], cfg["retries"], cfg["timeout_s"], primary)])
+        seen = {r.model_pk for r in primary}
+        for fallback in cfg["fallbacks"]:
+            if not key.may_use(fallback):
+                continue
+            routes = [r for r in snap.by_name.get(fallback, []) if r.kind == kind
+                      and r.model_pk not in seen]
+            if routes:
+                fcfg = {**DEFAULT_GROUP, **snap.groups.get(fallback, {})}
+                plan.groups.append(Group(fallback, fcfg["strategy"], fcfg["retries"],
+                                         fcfg["timeout_s"], routes))
+                seen.update(r.model_pk for r in routes)
+        return plan
+
+    def live_view(self) -> dict[int, dict]:
+        from app.services.runtime import cache
+        snap = cache().get()
+        ids = sorted({r.model_pk for routes in snap.by_name.values() for r in routes})
+        return live_view(ids, self.live, self.breaker, time.time())
+
+
+def router() -> Router:
+    ext = current_app.extensions
+    r = ext.get("gateway_router")
+    if r is None:
+        path = current_app.config.get("BREAKER_STORE_PATH") or str(
+            Path(current_app.instance_path) / "breakers.db")
+        r = ext["gateway_router"] = Router(path, current_app.config.get("ROUTER_SEED"))
+    return r
