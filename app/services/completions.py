@@ -565,10 +565,14 @@ class Proxy:
                     from app.routing import retry_after_seconds
                     ra = retry_after_seconds(getattr(err, "upstream_headers", None) or {}, time.time())
                     router.breaker.record(dep.id, outcome, time.time(), ra, detail=err.message[:200])
-                    call.attempts.append(f"{route.owned_by}/{route.upstream_id}={err.status}")
+                    upstream_status = getattr(err, "upstream_status", None)
+                    call.attempts.append(f"{route.owned_by}/{route.upstream_id}="
+                                         f"{upstream_status or err.status}")
                     err.provider_id = route.provider_id
                     last = err
-                    if not is_retryable(getattr(err, "upstream_status", None), outcome):
+                    # a bad provider key or a model gone at one deployment is that deployment's
+                    # fault: another one can still serve; other 4xx are the request's fault
+                    if not (is_retryable(upstream_status, outcome) or outcome in ("auth", "not_found")):
                         raise
                     continue
                 router.breaker.record(dep.id, "ok", time.time())
