@@ -126,6 +126,23 @@ def register(app: Flask) -> None:
         click.echo(f"provider '{provider.name}' (id {provider.id}) -> {base_url}, "
                    f"models: {', '.join(model_ids)}")
 
+    @app.cli.command("set-setting")
+    @click.argument("path")
+    @click.argument("value")
+    def set_setting(path, value):
+        """Change a gateway setting, e.g. `set-setting cache.enabled false` (VALUE is JSON)."""
+        from app.services import settings
+        section, _, field = path.partition(".")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value  # a bare string
+        try:
+            result = settings.update({section: {field: parsed}}, actor="cli")
+        except ServiceError as exc:
+            _fail(exc)
+        click.echo(json.dumps(result.get(section), sort_keys=True))
+
     @app.cli.command("health-check")
     @click.option("--loop", is_flag=True, help="keep running every GATEWAY_HEALTH_INTERVAL seconds")
     def health_check(loop):

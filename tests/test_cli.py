@@ -72,3 +72,12 @@ def test_create_key_with_limits_and_budget(app):
     assert k.limits == {"rpm": 5} and k.budget["period"] == "day"
     r = app.test_cli_runner().invoke(args=["create-key", "--name", "b", "--limits", "{bad"])
     assert r.exit_code == 1 and "--limits must be JSON" in r.output
+
+
+def test_set_setting(app):
+    r = app.test_cli_runner().invoke(args=["set-setting", "cache.enabled", "false"])
+    assert r.exit_code == 0 and '"enabled": false' in r.output
+    from app.services import settings
+    assert settings.current()["cache"]["enabled"] is False
+    r = app.test_cli_runner().invoke(args=["set-setting", "sensitivity.action", "explode"])
+    assert r.exit_code == 1 and "action must be one of" in r.output

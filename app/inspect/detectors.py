@@ -248,8 +248,8 @@ def _scan_tokens(text: str, enabled, out: list) -> None:
 
 # --------------------------------------------------------------------------- private keys
 
-_PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3}+)PRIVATE KEY(?: BLOCK)?-----")
-_PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ ){0,3}+PRIVATE KEY(?: BLOCK)?-----")
+_PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----")
 # body of a block: base64, armor headers (Proc-Type: 4,ENCRYPTED), real or escaped newlines
 _PEM_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,.\- \t\r\n]|\\[rn])*+")
 _B64_COUNT = re.compile(r"[A-Za-z0-9+/]{16}")
@@ -300,14 +300,14 @@ _ASSIGN_RE = re.compile(
     r"(?:" + _KEYWORDS + r")(?P<rest>[a-z0-9_.\-]{0,40}+)(?:\\?[\"'])?"
     r"(?:"
     r"[ \t]{0,4}+(?P<op>:=|=>|==|=|:|>)[ \t]{0,6}+(?:(?:bearer|basic|token)[ \t]+)?"
-    r"(?:" + _QUOTED.format(n=1) + "|" + _BARE.format(n=1) + r")"
-    r"|[ \t]+is[ \t]+" + _QUOTED.format(n=2) +
+    r"(?=" + _QUOTED.format(n=1) + "|" + _BARE.format(n=1) + r")"
+    r"|[ \t]+is[ \t]+(?=" + _QUOTED.format(n=2) + "|" + _BARE.format(n=2) + r")"
     r")")
 # CLI flags: --password hunter2, --db-password=..., --api-key sk-...
 _CLI_RE = re.compile(
     r"(?<![a-z0-9])--(?=[a-z0-9\-]{0,40}?(?:pass|pwd|secret|token|key))"
     r"(?P<flag>[a-z0-9][a-z0-9\-]{0,40}+)(?:[ \t]+|=)"
-    r"(?:" + _QUOTED.format(n=3) + "|" + _BARE.format(n=3) + ")")
+    r"(?=" + _QUOTED.format(n=3) + "|" + _BARE.format(n=3) + ")")
 
 _IDENT_REV = re.compile(r"[A-Za-z0-9_.\-]{0,40}+")
 _SEGMENTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -348,7 +348,9 @@ _MASK_CHARS = set("*xX.-_#•·?0 ")
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 _CODE_IDENT = re.compile(r"[A-Za-z_][A-Za-z_]*")
 _ATTR_REF = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_EOL = re.compile(r"[\r\n]| #")
 _ANNOT_TAIL = re.compile(r"[A-Za-z_][\w\[\], .|]{0,60}+=[ \t]*([\"'])([^\"'\\\n]{1,256}+)\1")
+_PATH = re.compile(r"(?:/[a-z0-9_.\-]+)+/?")
 _HE_CHARS = re.compile(r"[A-Za-z0-9+/=_\-.~:]+")
 _AWS_SECRET_VALUE = re.compile(r"[A-Za-z0-9/+]{39}[A-Za-z0-9/+=]")
 
@@ -359,8 +361,11 @@ def _segments(key: str) -> list[str]:
 
 def _key_kind(segs: list[str]) -> str | None:
     """'aws' / 'strong' / 'weak' / None for the segments of an assigned name."""
-    if not segs or any(s in _VETO for s in segs):
+    if not segs:
         return None
+    for s in segs:
+        if s in _VETO and not (s == "id" and "session" in segs):
+            return None
     sset = set(segs)
     if "secret" in sset and ("aws" in sset or ("access" in sset and "key" in sset)):
         return "aws"
@@ -397,7 +402,7 @@ def _strong_value_ok(text: str, v: str, vs: int, ve: int, bare: bool, op: str | 
     if not bare:
         return True
     nxt = text[ve] if ve < len(text) else ""
-    if nxt in "([":
+    if nxt and nxt in "([{":
         return False  # a call or subscript: password = getpass(...), os.environ[...]
     if _ATTR_REF.fullmatch(v) or _ENV_NAME.fullmatch(v):
         return False  # self.password, settings.DB_PASSWORD, DB_PASSWORD
@@ -415,10 +420,20 @@ def _strong_value_ok(text: str, v: str, vs: int, ve: int, bare: bool, op: str | 
     return True
 
 
+def _prose_value_ok(text: str, v: str, ve: int) -> bool:
+    """An unquoted value in prose must end the clause and not look like a word."""
+    if len(v) < 6 or _placeholder(v):
+        return False
+    rest = text[ve:ve + 2]
+    if rest and not (rest[0] in "\r\n" or rest[0] in ".,;!?" and rest[1:2] in ("", " ", "\n")):
+        return False
+    return any(c.isdigit() for c in v) or not v.isalpha()
+
+
 def _high_entropy_ok(v: str) -> bool:
     if len(v) < 16 or not _HE_CHARS.fullmatch(v) or _placeholder(v):
         return False
-    if v.startswith(("http", "/", "./", "~")) or "://" in v:
+    if v.startswith(("http", "./", "~/")) or "://" in v or _PATH.fullmatch(v):
         return False
     if not any(c.isdigit() for c in v) or not any(c.isalpha() for c in v):
         return False
@@ -458,14 +473,28 @@ def _scan_assignments(text: str, low: str, enabled, out: list) -> None:
         if got is None:
             continue
         vs, ve, bare = got
+        if bare and op is None:  # prose: "my password is hunter2"
+            v = text[vs:ve].rstrip(".,;:!?")
+            ve = vs + len(v)
+            if kind == "weak" or not _prose_value_ok(text, v, ve):
+                continue
+        if op == ">":  # <password>value</password>
+            ve = text.find("</", vs, vs + 257)
+            if ve <= vs or "\n" in text[vs:ve]:
+                continue
         v = text[vs:ve]
-        if op == ">" and not text.startswith("</", ve):
-            continue
         if bare and op == ":" and kind != "aws":
             tail = _ANNOT_TAIL.match(text, vs)
             if tail:  # password: str = "hunter2"
                 vs, ve, bare = tail.start(2), tail.end(2), False
                 v = tail.group(2)
+            else:  # YAML / header: the value runs to the end of the line (or a " #" comment)
+                eol = _EOL.search(text, vs, vs + 257)
+                line_end = eol.start() if eol else min(len(text), vs + 256)
+                line = text[vs:line_end].rstrip(" \t,")
+                if line and " " not in line and "\t" not in line:
+                    ve = vs + len(line)
+                    v = line
         spaced = text[m.start("op") - 1] in " \t" if op else True
         if kind == "aws":
             if want_aws and _AWS_SECRET_VALUE.fullmatch(v) and _aws_secret_ok(v):
@@ -534,7 +563,7 @@ def _scan_emails(text: str, out: list) -> None:
         ls = at - ln
         if ls >= 3 and text.startswith("://", ls - 3):
             continue  # scheme://user@host is not an address
-        if ls and text[ls - 1] in "/@:":
+        if ls and text[ls - 1] in "/@":
             continue
         domain = m.group(1)
         labels = domain.split(".")

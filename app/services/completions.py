@@ -575,8 +575,9 @@ class Proxy:
                     if not (is_retryable(upstream_status, outcome) or outcome in ("auth", "not_found")):
                         raise
                     continue
-                router.breaker.record(dep.id, "ok", time.time())
-                router.live.observe_ratelimit(dep.id, resp.headers, time.time())
+                now = time.time()
+                router.record_ok(dep.id, now)
+                router.live.observe_ratelimit(dep.id, resp.headers, now)
                 call.attempts.append(f"{route.owned_by}/{route.upstream_id}=200")
                 return route, resp, primed
         if last is not None:

@@ -15,6 +15,7 @@ from typing import Any
 from flask import current_app
 
 from app.routing import Breaker, Deployment, LiveState, SQLiteBreakerStore, live_view
+from app.routing.breaker import window_counts
 from app.services.runtime import KeyInfo, Route, Snapshot
 
 DEFAULT_GROUP = {"strategy": "priority", "fallbacks": [], "retries": 2, "timeout_s": None}
@@ -89,6 +90,18 @@ class Router:
                                          fcfg["timeout_s"], routes))
                 seen.update(r.model_pk for r in routes)
         return plan
+
+    def record_ok(self, dep_id: int, now: float) -> None:
+        """A success on a deployment that is closed with no failure in its window teaches the
+        breaker nothing: skip the store write (the hot path's common case). Once a failure is in
+        the window, successes are recorded again so the error rate stays honest; the rate can
+        only be overstated for the few requests right after a first failure, and tripping still
+        needs min_requests (10) with half of them failing."""
+        row = self.breaker.store.get(dep_id, now)
+        if row is None or (row.state == "closed" and row.consecutive == 0
+                           and window_counts(row, now, self.breaker.policy)[1] == 0):
+            return
+        self.breaker.record(dep_id, "ok", now)
 
     def live_view(self) -> dict[int, dict]:
         from app.services.runtime import cache

@@ -504,7 +504,7 @@ def positives():
             "url_credentials")
     # high-entropy secrets
     for t in [
-        "SIGNING_KEY={h}",
+        "APP_KEY={h}",
         "session_cookie = \"{h}\"",
         "webhook_signature: {h}",
         "HMAC_KEY='{h}'",
@@ -514,7 +514,7 @@ def positives():
         "auth: {h}",
         "{{\"sessionId\": \"{h}\"}}",
         "?sig={h}&se=2025-01-01",
-        "JWT_SIGNING_KEY={h}",
+        "JWT_KEY={h}",
         "cookie_secret_value = no; cookieKey = \"{h}\"",
     ]:
         h = high_entropy()
