@@ -1,0 +1,28 @@
+from flask import jsonify
+
+from app.api import body, bp
+from app.services import audit
+from app.services import validation as v
+from app.services.response_cache import response_cache
+
+
+@bp.get("/cache")
+def cache_stats():
+    return jsonify(response_cache().stats())
+
+
+@bp.post("/cache/clear")
+def cache_clear():
+    """Clear all entries, or those of a model, a key, or model names matching a glob pattern."""
+    from flask import g
+
+    from app.extensions import db
+    data = body()
+    model = v.text(data, "model", max_len=200)
+    key_id = v.integer(data, "key_id", lo=1)
+    pattern = v.text(data, "pattern", max_len=200)
+    removed = response_cache().clear(model=model, key_id=key_id, pattern=pattern)
+    audit.record(g.actor, "clear", "cache", None, model or pattern or (f"key {key_id}" if key_id else "all"),
+                 {"removed": removed})
+    db.session.commit()
+    return jsonify({"removed": removed})
