@@ -515,7 +515,7 @@ class Proxy:
         A deployment is tried at most once per request. Between attempts: exponential backoff
         with full jitter; an upstream Retry-After is honoured when the next attempt goes to the
         same provider; nothing waits past the request's deadline. Returns (route, response,
-        primed stream or None).
+        primed stream or None); for non-streams the response is the body bytes.
         """
         from app.routing import backoff, classify, is_retryable, order
         from app.services.router import deployment
@@ -556,7 +556,14 @@ class Proxy:
                 call.live_dep = dep.id
                 try:
                     resp = self._send(route, build(route))
-                    primed = self._prime(route, resp) if stream else None
+                    upstream_headers = resp.headers
+                    if stream:
+                        primed = self._prime(route, resp)
+                    else:  # a body cut off mid-way is still "before the first byte" to the client
+                        try:
+                            resp, primed = resp.read(), None
+                        except TransportError as exc:
+                            raise transport_error(exc, route) from None
                 except UpstreamError as err:
                     outcome = getattr(err, "outcome", None) or classify(
                         getattr(err, "upstream_status", None) or err.status)
@@ -577,7 +584,7 @@ class Proxy:
                     continue
                 now = time.time()
                 router.record_ok(dep.id, now)
-                router.live.observe_ratelimit(dep.id, resp.headers, now)
+                router.live.observe_ratelimit(dep.id, upstream_headers, now)
                 call.attempts.append(f"{route.owned_by}/{route.upstream_id}=200")
                 return route, resp, primed
         if last is not None:
@@ -627,7 +634,7 @@ class Proxy:
                     return StreamResult(self._stream(call, route, resp, body, primed,
                                                      (decision, cache_key, ttl)),
                                         self._headers(call))
-                data = resp.read()
+                data = resp
             call.mark_first_byte()
             obj, usage = route.adapter.parse_chat_response(data, route.name)
         except FAILURES as err:
@@ -741,7 +748,7 @@ class Proxy:
                 route, first, _ = self._attempts(
                     call, plan, lambda r: r.adapter.embeddings_requests(body, r.upstream_id)[0],
                     False, tokens, 0, frozenset())
-                datas = [first.read()]
+                datas = [first]
                 # adapters that need several upstream calls (Bedrock Titan: one per input)
                 for req in route.adapter.embeddings_requests(body, route.upstream_id)[1:]:
                     datas.append(self._send(route, req).read())

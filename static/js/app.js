@@ -96,7 +96,8 @@
     toast(message, "error");
   });
   document.addEventListener("htmx:sendError", function (event) {
-    if (event.detail.elt && event.detail.elt.id === "health-table") return; // polling retries by itself
+    var polling = ["health-table", "key-spend"];
+    if (event.detail.elt && polling.indexOf(event.detail.elt.id) !== -1) return; // polling retries by itself
     toast("The console could not reach the server. Check your connection.", "error");
   });
 })();
