@@ -72,13 +72,44 @@ def probe(provider: Provider) -> dict[str, Any]:
         message = err.message
     except Exception:  # a broken error body must still give a readable reason
         message = "unreadable error body"
-    return {"status": "unhealthy", "latency_ms": latency,
+    return {"status": "unhealthy", "latency_ms": latency, "http_status": resp.status_code,
             "error": f"HTTP {resp.status_code}: {message}"[:500]}
 
 
+def _feed_breakers(provider: Provider, result: dict[str, Any]) -> None:
+    """A health check is an attempt too: its outcome goes to every deployment's breaker, so a
+    provider that went down is skipped (and one that came back is probed) without waiting for
+    user traffic to find out."""
+    from app.routing import classify
+    from app.services.router import router
+    error = result.get("error") or ""
+    status = result.get("http_status")
+    if result["status"] == "healthy":
+        outcome = "ok"
+    elif status is not None:
+        outcome = classify(status)
+    elif "timed out" in error or "timeout" in error:
+        outcome = "timeout"
+    elif result["status"] == "unhealthy" and result.get("latency_ms") is None and "GATEWAY_ENCRYPTION" not in error:
+        outcome = "connect"
+    else:
+        return  # configuration problems (undecryptable secret) are not the upstream's state
+    breaker, now = router().breaker, time.time()
+    for model in provider.models:
+        try:
+            if outcome == "ok":
+                router().record_ok(model.id, now)
+            else:
+                breaker.record(model.id, outcome, now, detail=f"health check: {error}"[:200])
+        except Exception:
+            log.warning("could not feed the breaker of model %s", model.id, exc_info=True)
+
+
 def check(provider: Provider, trigger: str = "manual") -> dict[str, Any]:
-    """Probe, store the result on the provider and in the history."""
+    """Probe, store the result on the provider and in the history, feed the breakers."""
     result = probe(provider)
+    _feed_breakers(provider, result)
+    result.pop("http_status", None)
     now = utcnow()
     provider.health_status = result["status"]
     provider.health_latency_ms = result["latency_ms"]

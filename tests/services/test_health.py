@@ -105,3 +105,16 @@ def test_scheduled_run_takes_a_lease(app):
     assert health.run_scheduled_once("worker-a") is True
     assert health.run_scheduled_once("worker-b") is False  # same interval: someone else ran it
     assert db.session.scalar(db.select(db.func.count(HealthCheck.id))) == 1
+
+
+@responses.activate
+def test_health_checks_feed_the_breakers(app):
+    from app.services import models
+    from app.services.router import router
+    p = providers.create({"name": "B", "type": "openai-compatible", "api_base": "http://b.test/v1",
+                          "api_key": "k"}, actor="t")
+    m = models.create({"provider_id": p.id, "model_id": "m"}, actor="t")
+    responses.get("http://b.test/v1/models", status=401, json={"error": {"message": "bad key"}})
+    health.check(p)
+    import time
+    assert router().breaker.state(m.id, time.time())["state"] == "disabled"
