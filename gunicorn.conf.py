@@ -8,8 +8,35 @@ worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS", "10000"))
 timeout = 120            # a worker silent this long is restarted
 graceful_timeout = 60    # streams in flight get this long to finish on SIGTERM/HUP
 keepalive = 75
+# structured JSON access log (one object per line) with the request id; never bodies or keys
 accesslog = os.environ.get("GATEWAY_ACCESS_LOG") or None
+access_log_format = ('{"time": "%(t)s", "remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", '
+                     '"status": %(s)s, "bytes": "%(B)s", "duration_ms": %(M)s, '
+                     '"request_id": "%({x-request-id}o)s", "user_agent": "%(a)s"}')
 loglevel = os.environ.get("GATEWAY_LOG_LEVEL", "info")
+
+
+def on_starting(server):
+    """Once, in the master: a fresh directory for prometheus-client's multiprocess files."""
+    import shutil
+    import tempfile
+
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        path = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges from the aggregated metrics."""
+    try:
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(worker.pid)
+    except Exception:
+        pass
 
 
 def post_worker_init(worker):

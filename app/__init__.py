@@ -26,7 +26,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from app import cli, errors
+    from app import cli, errors, ops
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.proxy import bp as proxy_bp
@@ -34,6 +34,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(proxy_bp)
+    app.register_blueprint(ops.bp)
+    ops.install_request_ids(app)
     csrf.exempt(api_bp)
     csrf.exempt(proxy_bp)
     errors.register(app)

@@ -95,6 +95,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "GATEWAY_HTTP_CLIENT": _env("GATEWAY_HTTP_CLIENT", "gevent"),
         # counter store for rate limits and budgets: default a SQLite file beside the DB
         "LIMITS_STORE_URL": _env("GATEWAY_LIMITS_URL"),
+        "METRICS_TOKEN": _env("GATEWAY_METRICS_TOKEN"),
         "LIMITS_SETTLE_INTERVAL": float(_env("GATEWAY_LIMITS_SETTLE_INTERVAL", "0.02")),
         # how long an in-flight request's slot/reservation survives a worker killed mid-request
         "LIMITS_LEASE_TTL": float(_env("GATEWAY_LIMITS_LEASE_TTL", "900")),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
+from app import metrics
 from app.providers.common import dumps, loads
 from app.services import runtime
 from app.services.completions import Call, JSONResult, Proxy, ProxyError
@@ -22,8 +23,17 @@ def proxy() -> Proxy:
     p = ext.get("gateway_proxy")
     if p is None:
         cfg = current_app.config
+        sink = writer().record
+        cache_ = runtime.cache()
+
+        def record(row):  # metrics first (in memory), then the batched DB writer
+            try:
+                metrics.observe(row, cache_.get_cached().provider_names)
+            except Exception:  # metrics must never break accounting
+                pass
+            sink(row)
         p = ext["gateway_proxy"] = Proxy(make_transport(cfg.get("GATEWAY_HTTP_CLIENT", "gevent")),
-                                         writer().record, cfg.get("REQUEST_DEADLINE_SECONDS"),
+                                         record, cfg.get("REQUEST_DEADLINE_SECONDS"),
                                          gate(), router(), response_cache(), inspector_for)
     return p
 
@@ -78,6 +88,13 @@ def _body() -> dict:
     return body
 
 
+def _call(key, endpoint: str) -> Call:
+    """Per-request accounting, carrying the request id the client sent (or one we made)."""
+    from flask import g
+    rid = getattr(g, "request_id", None)
+    return Call(key=key, endpoint=endpoint, **({"request_id": rid} if rid else {}))
+
+
 def _deliver(result) -> Response:
     if isinstance(result, JSONResult):
         return _json(result.status, result.body, result.headers)
@@ -93,7 +110,7 @@ def chat_completions():
         body = _body()
     except ProxyError as err:
         return _error(err)
-    return _deliver(proxy().chat(snap, Call(key=key, endpoint="chat"), body, request.headers))
+    return _deliver(proxy().chat(snap, _call(key, "chat"), body, request.headers))
 
 
 @bp.post("/embeddings")
@@ -103,7 +120,7 @@ def embeddings():
         body = _body()
     except ProxyError as err:
         return _error(err)
-    return _deliver(proxy().embeddings(snap, Call(key=key, endpoint="embeddings"), body))
+    return _deliver(proxy().embeddings(snap, _call(key, "embeddings"), body))
 
 
 def _model_obj(route) -> dict:

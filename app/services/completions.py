@@ -658,6 +658,8 @@ class Proxy:
         keep: list[dict[str, Any]] | None = [] if decision is not None and decision.store else None
         kept = [0]
         status, error_class, finished = 200, None, False
+        from app.metrics import IN_FLIGHT
+        IN_FLIGHT.inc()
 
         def forward(chunks: list[dict[str, Any]]) -> Iterator[bytes]:
             nonlocal keep
@@ -707,6 +709,7 @@ class Proxy:
             status, error_class = 499, "client_disconnected"
             raise
         finally:
+            IN_FLIGHT.dec()
             resp.close()
             self._record(call, status, self._stream_usage(decoder, body, delivered[0], finished),
                          error_class)

@@ -112,6 +112,7 @@ class Snapshot:
     team_budgets: dict[str, dict[str, Any]] = field(default_factory=dict)  # team name -> budget
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> routing config
     settings: dict[str, Any] = field(default_factory=dict)
+    provider_names: dict[int, str] = field(default_factory=dict)
 
     def resolve(self, model: str) -> list[Route]:
         """Public name/alias first, then the upstream id."""
@@ -173,6 +174,7 @@ def _build(version: int) -> Snapshot:
                                                    ("tools", model.supports_tools),
                                                    ("vision", model.supports_vision),
                                                    ("json", model.supports_json)) if on))
+        snap.provider_names[provider.id] = provider.name
         snap.by_name.setdefault(model.name, []).append(route)
         snap.by_upstream.setdefault(model.model_id, []).append(route)
     return snap
@@ -199,6 +201,10 @@ class RuntimeCache:
             self._checked = time.monotonic()
             db.session.rollback()  # end the read transaction: the hot path holds no connection
             return self._snap
+
+    def get_cached(self) -> Snapshot:
+        """The current snapshot without re-validating (for metrics labels)."""
+        return self._snap or Snapshot(version=-1)
 
     def invalidate(self) -> None:
         self._checked = 0.0
