@@ -251,61 +251,71 @@ def _scan_tokens(text: str, enabled, out: list) -> None:
 _PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY(?: BLOCK)?-----")
 _PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----")
 # body of a block: base64, armor headers (Proc-Type: 4,ENCRYPTED), real or escaped newlines
-_PEM_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,.\- \t\r\n]|\\[rn])*+")
+_PEM_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,. \t\r\n]++|-(?!----)|\\[rn])*+")
 _B64_COUNT = re.compile(r"[A-Za-z0-9+/]{16}")
 
 
 def _scan_private_keys(text: str, out: list) -> None:
+    """Each BEGIN line up to its END line; a block without one (a truncated paste) runs as far
+    as its base64 body. Linear: the END line found is reused by later BEGINs before it, and a
+    truncated body stops at the next "-----"."""
     pos = 0
-    end_missing = False
     w = WEIGHT["private_key"]
+    end_match = None  # first END line at or after the last search position
+    searched_to = -1
+    no_more_end = False
     while True:
         m = _PEM_BEGIN.search(text, pos)
         if not m:
             return
         start, body_start = m.start(), m.end()
-        e = None
-        if not end_missing:
-            idx = text.find("-----END ", body_start)
+        if not no_more_end and (end_match is None or end_match.start() < body_start):
+            end_match = None
+            idx = text.find("-----END ", max(body_start, searched_to))
             while idx != -1:
-                e = _PEM_END.match(text, idx)
-                if e:
+                end_match = _PEM_END.match(text, idx)
+                if end_match:
                     break
                 idx = text.find("-----END ", idx + 9)
-            if e is None:
-                end_missing = True  # no END line anywhere after this point either
-        if e is not None and not _PEM_BEGIN.search(text, body_start, e.start()):
-            body_end, end = e.start(), e.end()
+            searched_to = idx if idx != -1 else len(text)
+            no_more_end = end_match is None
+        nxt = _PEM_BEGIN.search(text, body_start, end_match.start()) if end_match else None
+        if end_match is not None and nxt is None:
+            body_end, end = end_match.start(), end_match.end()
         else:  # truncated block: the key runs as far as its base64 body does
-            b = _PEM_BODY.match(text, body_start)
-            body_end = end = len(text[:b.end()].rstrip(" \t\r\n"))
-            end = max(end, body_start)
+            end = _PEM_BODY.match(text, body_start).end()
+            while end > body_start and text[end - 1] in " \t\r\n\\":
+                end -= 1
+            body_end = end
         if len(_B64_COUNT.findall(text, body_start, body_end)) >= 2:
             out.append(("private_key", start, end, w))
-            pos = end
+            pos = max(end, body_start)
         else:
             pos = body_start
 
 
 # --------------------------------------------------------------------------- assignments
 
-# Matched on the lower-cased text. The keyword is found first (so the engine only works where a
-# secret-like name occurs); the rest of the name, the operator and the value are bounded.
-_KEYWORDS = ("password|passwd|passphrase|passcode|pwd|pass|secret|token|api[_-]?key|apikey|"
-             "access[_-]?key|authorization|auth|credentials?|creds|key|salt|signature|sig|"
-             "session|cookie|hmac|private")
+# Matched on the lower-cased text, one regex per keyword root: each starts with its literal, so
+# the engine jumps from occurrence to occurrence with a fast substring search, and only runs
+# where such a root occurs (api_key, secret_key... are found through "key", and the whole name
+# is recovered by walking left). The rest of the name, the operator and the value are bounded,
+# and the value sits in a lookahead so that a rejected candidate never swallows the next one.
+_ROOTS = ("pass", "pwd", "secret", "token", "key", "auth", "cred", "salt", "sig", "session",
+          "cookie", "hmac", "private")
 _QUOTED = r"\\?(?P<q{n}>[\"'`])(?P<v{n}>[^\"'`\\\n]{{1,256}}+)\\?(?P=q{n})"
 _BARE = r"(?P<b{n}>[^\s\"'`,;&<>(){{}}\[\]\\|]{{1,256}}+)"
-_ASSIGN_RE = re.compile(
-    r"(?:" + _KEYWORDS + r")(?P<rest>[a-z0-9_.\-]{0,40}+)(?:\\?[\"'])?"
+_ASSIGN_TAIL = (
+    r"(?P<rest>[a-z0-9_.\-]{0,40}+)(?:\\?[\"'])?"
     r"(?:"
     r"[ \t]{0,4}+(?P<op>:=|=>|==|=|:|>)[ \t]{0,6}+(?:(?:bearer|basic|token)[ \t]+)?"
     r"(?=" + _QUOTED.format(n=1) + "|" + _BARE.format(n=1) + r")"
     r"|[ \t]+is[ \t]+(?=" + _QUOTED.format(n=2) + "|" + _BARE.format(n=2) + r")"
     r")")
+_ASSIGN_RES = tuple((root, re.compile(root + _ASSIGN_TAIL)) for root in _ROOTS)
 # CLI flags: --password hunter2, --db-password=..., --api-key sk-...
 _CLI_RE = re.compile(
-    r"(?<![a-z0-9])--(?=[a-z0-9\-]{0,40}?(?:pass|pwd|secret|token|key))"
+    r"--(?=[a-z0-9])(?=[a-z0-9\-]{0,40}?(?:pass|pwd|secret|token|key))"
     r"(?P<flag>[a-z0-9][a-z0-9\-]{0,40}+)(?:[ \t]+|=)"
     r"(?=" + _QUOTED.format(n=3) + "|" + _BARE.format(n=3) + ")")
 
@@ -451,66 +461,74 @@ def _value_groups(m, ns):
     return None
 
 
+def _assignment(text, m, want_cred, want_he, want_aws, out) -> None:
+    """One candidate of an assignment regex: classify the name, validate the value."""
+    ks = m.start()
+    # the whole name: walk left over identifier characters (at most 40)
+    left = _IDENT_REV.match(text[max(0, ks - 40):ks][::-1]).end()
+    key_start = ks - left
+    key = text[key_start:m.end("rest")]
+    kind = _key_kind(_segments(key))
+    if kind is None:
+        return
+    op = m.group("op")
+    if op == ">" and not (key_start and text[key_start - 1] == "<"):
+        return  # only <password>value</password>
+    if op == "==" and m.group("b1") is not None:
+        return  # comparison with a variable
+    got = _value_groups(m, (1, 2))
+    if got is None:
+        return
+    vs, ve, bare = got
+    if bare and op is None:  # prose: "my password is hunter2"
+        v = text[vs:ve].rstrip(".,;:!?")
+        ve = vs + len(v)
+        if kind == "weak" or not _prose_value_ok(text, v, ve):
+            return
+    if op == ">":  # <password>value</password>
+        ve = text.find("</", vs, vs + 257)
+        if ve <= vs or "\n" in text[vs:ve]:
+            return
+    v = text[vs:ve]
+    if bare and op == ":" and kind != "aws":
+        tail = _ANNOT_TAIL.match(text, vs)
+        if tail:  # password: str = "hunter2"
+            vs, ve, bare = tail.start(2), tail.end(2), False
+            v = tail.group(2)
+        else:  # YAML / header: the value runs to the end of the line (or a " #" comment)
+            eol = _EOL.search(text, vs, vs + 257)
+            line_end = eol.start() if eol else min(len(text), vs + 256)
+            line = text[vs:line_end].rstrip(" \t,")
+            if line and " " not in line and "\t" not in line:
+                ve = vs + len(line)
+                v = line
+    spaced = text[m.start("op") - 1] in " \t" if op else True
+    if kind == "aws":
+        if want_aws and _AWS_SECRET_VALUE.fullmatch(v) and _aws_secret_ok(v):
+            out.append(("aws_secret_key", vs, ve, WEIGHT["aws_secret_key"]))
+            return
+        kind = "strong"
+    if kind == "strong":
+        if want_cred and _strong_value_ok(text, v, vs, ve, bare, op, key, spaced):
+            out.append(("credential_assignment", vs, ve, WEIGHT["credential_assignment"]))
+    elif want_he and _high_entropy_ok(v):
+        if bare and op == ":" and not _strong_value_ok(text, v, vs, ve, bare, op, key, spaced):
+            return
+        out.append(("high_entropy_secret", vs, ve, WEIGHT["high_entropy_secret"]))
+
+
 def _scan_assignments(text: str, low: str, enabled, out: list) -> None:
     want_cred = "credential_assignment" in enabled
     want_he = "high_entropy_secret" in enabled
     want_aws = "aws_secret_key" in enabled
-    for m in _ASSIGN_RE.finditer(low):
-        ks = m.start()
-        # the whole name: walk left over identifier characters (at most 40)
-        left = _IDENT_REV.match(text[max(0, ks - 40):ks][::-1]).end()
-        key_start = ks - left
-        key = text[key_start:m.end("rest")]
-        kind = _key_kind(_segments(key))
-        if kind is None:
-            continue
-        op = m.group("op")
-        if op == ">" and not (key_start and text[key_start - 1] == "<"):
-            continue  # only <password>value</password>
-        if op == "==" and m.group("b1") is not None:
-            continue  # comparison with a variable
-        got = _value_groups(m, (1, 2))
-        if got is None:
-            continue
-        vs, ve, bare = got
-        if bare and op is None:  # prose: "my password is hunter2"
-            v = text[vs:ve].rstrip(".,;:!?")
-            ve = vs + len(v)
-            if kind == "weak" or not _prose_value_ok(text, v, ve):
-                continue
-        if op == ">":  # <password>value</password>
-            ve = text.find("</", vs, vs + 257)
-            if ve <= vs or "\n" in text[vs:ve]:
-                continue
-        v = text[vs:ve]
-        if bare and op == ":" and kind != "aws":
-            tail = _ANNOT_TAIL.match(text, vs)
-            if tail:  # password: str = "hunter2"
-                vs, ve, bare = tail.start(2), tail.end(2), False
-                v = tail.group(2)
-            else:  # YAML / header: the value runs to the end of the line (or a " #" comment)
-                eol = _EOL.search(text, vs, vs + 257)
-                line_end = eol.start() if eol else min(len(text), vs + 256)
-                line = text[vs:line_end].rstrip(" \t,")
-                if line and " " not in line and "\t" not in line:
-                    ve = vs + len(line)
-                    v = line
-        spaced = text[m.start("op") - 1] in " \t" if op else True
-        if kind == "aws":
-            if want_aws and _AWS_SECRET_VALUE.fullmatch(v) and _aws_secret_ok(v):
-                out.append(("aws_secret_key", vs, ve, WEIGHT["aws_secret_key"]))
-                continue
-            kind = "strong"
-        if kind == "strong":
-            if want_cred and _strong_value_ok(text, v, vs, ve, bare, op, key, spaced):
-                out.append(("credential_assignment", vs, ve, WEIGHT["credential_assignment"]))
-        elif want_he and _high_entropy_ok(v):
-            if bare and op == ":" and not _strong_value_ok(text, v, vs, ve, bare, op, key,
-                                                             spaced):
-                continue
-            out.append(("high_entropy_secret", vs, ve, WEIGHT["high_entropy_secret"]))
+    for root, rx in _ASSIGN_RES:
+        if root in low:
+            for m in rx.finditer(low):
+                _assignment(text, m, want_cred, want_he, want_aws, out)
     if want_cred and "--" in low:
         for m in _CLI_RE.finditer(low):
+            if m.start() and low[m.start() - 1] in _ALNUM:
+                continue
             if _key_kind(_segments(m.group("flag"))) != "strong":
                 continue
             vs, ve, bare = _value_groups(m, (3,))
@@ -585,31 +603,39 @@ def _scan_emails(text: str, out: list) -> None:
 _LB = r"(?<![\w.,+/\-])"
 _RB = r"(?![\w]|[.,/\-]\d)"
 _RBA = r"(?![A-Za-z0-9])"
-_NUM_RE = re.compile(_LB + "(?:" + "|".join([
-    r"(?P<bare>\d{11,19})" + _RB,
-    r"(?P<cardg>\d{4}(?P<cs>[ \-])(?:\d{6}(?P=cs)\d{4,5}|\d{4}(?P=cs)\d{4}(?P=cs)\d{1,4}"
+# Four scanners, each starting with the character it needs (a digit, an upper-case letter, "+"
+# or "("), so the engine's first-character filter skips everything else; the left boundary is
+# a lookbehind placed after that first character.
+_DIG_RE = re.compile(r"\d(?<![\w.,+/\-]\d)(?:" + "|".join([
+    r"(?P<bare>\d{10,18})" + _RB,
+    r"(?P<cardg>\d{3}(?P<cs>[ \-])(?:\d{6}(?P=cs)\d{4,5}|\d{4}(?P=cs)\d{4}(?P=cs)\d{1,4}"
     r"(?:(?P=cs)\d{3})?))" + _RB,
-    r"(?P<nir>[12] ?\d\d ?\d\d ?(?:\d\d|2[AaBb]) ?\d{3} ?\d{3} ?\d\d)" + _RB,
-    r"(?P<ssn>\d{3}(?P<ss>[\- ])\d\d(?P=ss)\d{4})" + _RB,
-    r"(?P<detax>[1-9]\d \d{3} \d{3} \d{3})" + _RB,
-    r"(?P<iban>[A-Z]{2}\d\d(?: ?[A-Z0-9]{4}){2,7}+(?: ?[A-Z0-9]{1,3})?)" + _RBA,
-    r"(?P<nino>[A-Z]{2} ?\d\d ?\d\d ?\d\d ?[A-D])" + _RBA,
-    r"(?P<e164>\+\(?\d(?:[ .()\-]{0,2}+\d){6,14}+)(?!\w)",
-    r"(?P<nanp>(?:1[ .\-]?)?\([2-9]\d\d\)[ .\-]?\d{3}[ .\-]\d{4}"
-    r"|(?:1(?P<n1>[.\-]))?[2-9]\d\d(?P<n2>[.\-])\d{3}(?P=n2)\d{4}"
-    r"|(?:1 )?[2-9]\d\d [2-9]\d\d \d{4})" + _RB,
-    r"(?P<trunk>0\d{1,4}(?P<ts>[ /\-])\d{2,8}(?:(?P=ts)\d{2,8}){0,4}|0[1-9](?:\.\d\d){4})" + _RB,
+    r"(?<=[12])(?P<nir> ?\d\d ?\d\d ?(?:\d\d|2[AaBb]) ?\d{3} ?\d{3} ?\d\d)" + _RB,
+    r"(?P<ssn>\d\d(?P<ss>[\- ])\d\d(?P=ss)\d{4})" + _RB,
+    r"(?<=[1-9])(?P<detax>\d \d{3} \d{3} \d{3})" + _RB,
+    r"(?P<nanp>(?<=1)(?:[ .\-]?\([2-9]\d\d\)[ .\-]?\d{3}[ .\-]\d{4}"
+    r"|(?P<n1>[.\-])[2-9]\d\d(?P=n1)\d{3}(?P=n1)\d{4}| [2-9]\d\d [2-9]\d\d \d{4})"
+    r"|(?<=[2-9])(?:\d\d(?P<n2>[.\-])\d{3}(?P=n2)\d{4}|\d\d [2-9]\d\d \d{4}))" + _RB,
+    r"(?<=0)(?P<trunk>\d{1,4}(?P<ts>[ /\-])\d{2,8}(?:(?P=ts)\d{2,8}){0,4}|[1-9](?:\.\d\d){4})"
+    + _RB,
 ]) + ")")
+_UP_RE = re.compile(r"[A-Z](?<![\w.,+/\-][A-Z])(?:"
+                    r"(?P<iban>[A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}+(?: ?[A-Z0-9]{1,3})?)" + _RBA +
+                    r"|(?P<nino>[A-Z] ?\d\d ?\d\d ?\d\d ?[A-D])" + _RBA + ")")
+_PLUS_RE = re.compile(r"\+(?<![\w.,+/\-]\+)(?P<e164>\(?\d(?:[ .()\-]{0,2}+\d){6,14}+)(?!\w)")
+_PAREN_RE = re.compile(r"\((?<![\w.,+/\-]\()(?P<nanp>[2-9]\d\d\)[ .\-]?\d{3}[ .\-]\d{4})" + _RB)
 _DIGITS_ONLY = re.compile(r"\D")
-_HAS_DIGIT = re.compile(r"\d")
 _IBAN_GROUPS = re.compile(r"[A-Z0-9]+")
 
-_PHONE_CONTEXT = re.compile(
-    r"(?<![a-z])(?P<ctx>ssn|social security(?: number| no\.?| #)?|phone(?: number| no\.?| #)?|"
-    r"telephone|tel|mobile(?: number)?|cell(?: phone)?|fax|whatsapp|sms|call(?: me)?"
-    r"(?: at| on)?)[\s:#=.\-]{0,5}+(?:is[ \t]+)?(?P<num>\+?\d{9,12})(?![\d\w])")
-_CONTEXT_GATES = ("ssn", "social", "phone", "tel", "mobile", "cell", "fax", "whatsapp", "sms",
-                  "call")
+# bare digit runs count as phone numbers / SSNs only right after a label (checked to start a
+# word in Python); one literal-first regex per label
+_CTX_TAIL = r"[\s:#=.\-]{0,5}+(?:is[ \t]+)?(?P<num>\+?\d{9,12})(?![\d\w])"
+_CTX_LABELS = (("ssn", r"ssn"), ("social", r"social security(?: number| no\.?| #)?"),
+               ("phone", r"phone(?: number| no\.?| #)?"), ("tel", r"tel(?:ephone)?"),
+               ("mobile", r"mobile(?: number| phone)?"), ("cell", r"cell(?: phone)?"),
+               ("fax", r"fax"), ("whatsapp", r"whatsapp"), ("sms", r"sms"),
+               ("call", r"call(?: me)?(?: at| on)?"))
+_CTX_RES = tuple((gate, re.compile(label + _CTX_TAIL)) for gate, label in _CTX_LABELS)
 
 
 def _digits(s: str) -> str:
@@ -628,8 +654,14 @@ def _phone_ok_e164(d: str, raw: str) -> bool:
 
 
 def _scan_numbers(text: str, enabled, out: list) -> None:
+    for rx, gate in ((_DIG_RE, None), (_UP_RE, None), (_PLUS_RE, "+"), (_PAREN_RE, "(")):
+        if gate is None or gate in text:
+            _number_matches(rx, text, enabled, out)
+
+
+def _number_matches(rx, text: str, enabled, out: list) -> None:
     W = WEIGHT
-    for m in _NUM_RE.finditer(text):
+    for m in rx.finditer(text):
         kind = m.lastgroup
         s, e = m.start(), m.end()
         raw = m.group()
@@ -698,31 +730,34 @@ def _iban(text: str, raw: str, s: int, out: list) -> None:
 
 
 def _scan_context_numbers(text: str, low: str, enabled, out: list) -> None:
-    for g in _CONTEXT_GATES:
-        if g in low:
-            break
-    else:
-        return
-    for m in _PHONE_CONTEXT.finditer(low):
-        ctx = m.group("ctx")
-        num = m.group("num")
-        s, e = m.start("num"), m.end("num")
-        if ctx.startswith(("ssn", "social")):
-            if "us_ssn" in enabled and len(num) == 9 and us_ssn_ok(num[:3], num[3:5], num[5:]):
-                out.append(("us_ssn", s, e, WEIGHT["us_ssn"]))
-        elif "phone" in enabled:
-            d = num.lstrip("+")
-            ok = False
-            if num.startswith("+"):
-                ok = _phone_ok_e164(d, num)
-            elif len(d) == 10 and d[0] in "23456789":
-                ok = True  # NANP
-            elif len(d) in (10, 11, 12) and d[0] == "0" and d[1] != "0":
-                ok = True  # trunk-prefixed national number
-            elif len(d) == 11 and d[0] == "1" and d[1] in "23456789":
-                ok = True
-            if ok:
-                out.append(("phone", s, e, WEIGHT["phone"]))
+    for gate, rx in _CTX_RES:
+        if gate in low:
+            for m in rx.finditer(low):
+                if m.start() and low[m.start() - 1].isalpha():
+                    continue  # "hotel 123456789"
+                _context_number(m, gate, enabled, out)
+
+
+def _context_number(m, gate: str, enabled, out: list) -> None:
+    ctx = gate
+    num = m.group("num")
+    s, e = m.start("num"), m.end("num")
+    if ctx.startswith(("ssn", "social")):
+        if "us_ssn" in enabled and len(num) == 9 and us_ssn_ok(num[:3], num[3:5], num[5:]):
+            out.append(("us_ssn", s, e, WEIGHT["us_ssn"]))
+    elif "phone" in enabled:
+        d = num.lstrip("+")
+        ok = False
+        if num.startswith("+"):
+            ok = _phone_ok_e164(d, num)
+        elif len(d) == 10 and d[0] in "23456789":
+            ok = True  # NANP
+        elif len(d) in (10, 11, 12) and d[0] == "0" and d[1] != "0":
+            ok = True  # trunk-prefixed national number
+        elif len(d) == 11 and d[0] == "1" and d[1] in "23456789":
+            ok = True
+        if ok:
+            out.append(("phone", s, e, WEIGHT["phone"]))
 
 
 # --------------------------------------------------------------------------- entry point
@@ -746,6 +781,13 @@ def lower_aligned(text: str) -> str:
 _ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
 
 
+def _has_digit(text: str) -> bool:
+    for d in "0123456789":
+        if d in text:
+            return True
+    return False
+
+
 def scan_builtin(text: str, enabled: frozenset) -> list:
     """All raw built-in findings in ``text`` (before overlap resolution)."""
     out: list = []
@@ -765,7 +807,7 @@ def scan_builtin(text: str, enabled: frozenset) -> list:
             if g in low:
                 _scan_assignments(text, low, enabled, out)
                 break
-    if enabled & _NUMBER_DETECTORS and _HAS_DIGIT.search(text):
+    if enabled & _NUMBER_DETECTORS and _has_digit(text):
         _scan_numbers(text, enabled, out)
         if "phone" in enabled or "us_ssn" in enabled:
             if low is None:

@@ -53,7 +53,7 @@ def test_killing_one_upstream_mid_load_is_invisible_to_clients(stack):
     print(f"\n[failover] {len(results)} requests, {len(before)} before the kill, {len(after)} 0.5 s+ after; "
           f"fallbacks seen: {sum(1 for _, o in results if ';' in o[1])}")
     assert not errors, errors[:5]
-    assert len(before) > 50 and len(after) > 50
+    assert len(before) > 20 and len(after) > 20, (len(before), len(after))  # load really ran
     assert any("up0" in o[1] for o in before) and any("up1" in o[1] for o in before)  # both served
     assert any(";" in o[1] for _, o in results)  # some requests failed over
     assert all(o[1].endswith("=200") and o[1].split(";")[-1].startswith("up1") for o in after)
