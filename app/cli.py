@@ -143,6 +143,25 @@ def register(app: Flask) -> None:
             _fail(exc)
         click.echo(json.dumps(result.get(section), sort_keys=True))
 
+    @app.cli.command("prune-usage")
+    @click.option("--days", type=int, default=90, show_default=True, help="keep this many days of raw records")
+    @click.option("--batch", type=int, default=5000, show_default=True)
+    def prune_usage(days, batch):
+        """Delete raw usage records older than --days in bounded batches (rollups are kept)."""
+        from app.services.usage_query import prune
+        click.echo(f"deleted {prune(days, batch)} usage record(s) older than {days} day(s)")
+
+    @app.cli.command("seed-usage")
+    @click.option("--rows", type=int, default=100_000, show_default=True)
+    @click.option("--days", type=int, default=30, show_default=True)
+    @click.option("--batch", type=int, default=20_000, show_default=True)
+    def seed_usage(rows, days, batch):
+        """Generate synthetic usage records (and their rollups) for load-testing the dashboard."""
+        from app.services.seeding import seed_usage as run
+        started = time.time()
+        made = run(rows, days, batch, progress=lambda n: click.echo(f"  {n:,} rows", err=True))
+        click.echo(f"inserted {made:,} usage record(s) over {days} day(s) in {time.time() - started:.1f}s")
+
     @app.cli.command("health-check")
     @click.option("--loop", is_flag=True, help="keep running every GATEWAY_HEALTH_INTERVAL seconds")
     def health_check(loop):

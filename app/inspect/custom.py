@@ -73,12 +73,18 @@ def compile_keywords(keywords) -> tuple[re.Pattern | None, re.Pattern | None]:
     words.sort(key=len, reverse=True)  # longest first: "acme corp" before "acme"
     alts = []
     for w in words:
-        body = r"\s+".join(re.escape(part) for part in w.split(" "))
-        pre = r"(?<!\w)" if (w[0].isalnum() or w[0] == "_") else ""
-        post = r"(?!\w)" if (w[-1].isalnum() or w[-1] == "_") else ""
-        alts.append(pre + body + post)
+        # the first character is consumed before the whole-word lookbehind, so every
+        # alternative starts with a literal and the engine skips positions that cannot match
+        first, rest = w[0], w[1:]
+        body = re.escape(first)
+        if first.isalnum() or first == "_":
+            body += r"(?<!\w.)"
+        body += r"\s+".join(re.escape(part) for part in rest.split(" "))
+        if w[-1].isalnum() or w[-1] == "_":
+            body += r"(?!\w)"
+        alts.append(body)
     src = "|".join(alts)
-    return re.compile(src), re.compile(src, re.IGNORECASE)
+    return re.compile(src, re.DOTALL), re.compile(src, re.DOTALL | re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------- patterns

@@ -18,6 +18,7 @@ Performance rules followed by every regex here (they are what keeps a 1 MB text 
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 
 from .validators import (
@@ -132,6 +133,8 @@ def _left_ok(text: str, start: int, chars: frozenset) -> bool:
 
 
 _SEP_RUN = re.compile(r"[A-Za-z0-9]+")
+_HAS_DIGIT_RE = re.compile(r"\d")
+_HAS_ALPHA_RE = re.compile(r"[A-Za-z]")
 
 
 def _longest_run(body: str) -> int:
@@ -141,9 +144,10 @@ def _longest_run(body: str) -> int:
 def _random_body(body: str, min_len: int = 20, min_run: int = 16, min_classes: int = 2,
                  min_entropy: float = 3.0) -> bool:
     """Shaped like a random token, not like ``your-api-key-here`` or ``xxxxxxxx``."""
+    body = body[:512]  # real keys are shorter; bounds the work on a degenerate megabyte token
     return (len(body) >= min_len and _longest_run(body) >= min_run
             and char_classes(body) >= min_classes
-            and any(c.isdigit() for c in body)
+            and _HAS_DIGIT_RE.search(body) is not None
             and shannon_entropy(body) >= min_entropy)
 
 
@@ -222,10 +226,23 @@ def _aws_secret_ok(value: str) -> bool:
             and shannon_entropy(value) >= 3.5)
 
 
+# every prefix of a rule contains this character: one cheap test skips several rules
+_RULE_CHAR = {"anthropic_api_key": "-", "openai_api_key": "-", "xai_api_key": "-",
+              "slack_token": None, "groq_api_key": "_", "github_token": "_",
+              "google_api_key": "A", "aws_access_key_id": "A", "jwt": "J"}
+
+
 def _scan_tokens(text: str, enabled, out: list) -> None:
+    present: dict[str, bool] = {}
     for det, gates, rx, left_chars, check in _TOKEN_RULES:
         if det not in enabled:
             continue
+        c = _RULE_CHAR.get(det)
+        if c is not None:
+            if c not in present:
+                present[c] = c in text
+            if not present[c]:
+                continue
         for g in gates:
             if g in text:
                 break
@@ -303,8 +320,8 @@ def _scan_private_keys(text: str, out: list) -> None:
 # and the value sits in a lookahead so that a rejected candidate never swallows the next one.
 _ROOTS = ("pass", "pwd", "secret", "token", "key", "auth", "cred", "salt", "sig", "session",
           "cookie", "hmac", "private")
-_QUOTED = r"\\?(?P<q{n}>[\"'`])(?P<v{n}>[^\"'`\\\n]{{1,256}}+)\\?(?P=q{n})"
-_BARE = r"(?P<b{n}>[^\s\"'`,;&<>(){{}}\[\]\\|]{{1,256}}+)"
+_QUOTED = r"\\?(?P<q{n}>[\"'`])(?P<v{n}>[^\"'`\\\n]{{4,256}}+)\\?(?P=q{n})"
+_BARE = r"(?P<b{n}>[^\s\"'`,;&<>(){{}}\[\]\\|]{{4,256}}+)"
 _ASSIGN_TAIL = (
     r"(?P<rest>[a-z0-9_.\-]{0,40}+)(?:\\?[\"'])?"
     r"(?:"
@@ -355,6 +372,7 @@ _PLACEHOLDER_WORDS = ("your", "placeholder", "redacted", "example", "xxxx", "***
                       "<", "${", "{{", "}}", "%(", "os.environ", "process.env", "getenv",
                       "replace_me", "replace-me", "replaceme", "insert", "dummy")
 _MASK_CHARS = set("*xX.-_#•·?0 ")
+_MASK_RE = re.compile(r"[*xX.\-_#•·?0 ]+")
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 _CODE_IDENT = re.compile(r"[A-Za-z_][A-Za-z_]*")
 _ATTR_REF = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
@@ -394,13 +412,15 @@ def _key_kind(segs: list[str]) -> str | None:
     return None
 
 
+_PLACEHOLDER_RE = re.compile("|".join(re.escape(w) for w in _PLACEHOLDER_WORDS), re.IGNORECASE)
+
+
 def _placeholder(v: str) -> bool:
-    vl = v.lower()
-    if vl in _NON_VALUES or set(v) <= _MASK_CHARS or len(set(v)) == 1:
+    if v[0] in "$%{<@!&*" or v.lower() in _NON_VALUES:
         return True
-    if v[0] in "$%{<@!&*":
+    if _PLACEHOLDER_RE.search(v) or _MASK_RE.fullmatch(v):
         return True
-    return any(w in vl for w in _PLACEHOLDER_WORDS)
+    return v.count(v[0]) == len(v)
 
 
 def _strong_value_ok(text: str, v: str, vs: int, ve: int, bare: bool, op: str | None,
@@ -441,11 +461,11 @@ def _prose_value_ok(text: str, v: str, ve: int) -> bool:
 
 
 def _high_entropy_ok(v: str) -> bool:
-    if len(v) < 16 or not _HE_CHARS.fullmatch(v) or _placeholder(v):
+    if len(v) < 16 or not _HE_CHARS.fullmatch(v):
         return False
-    if v.startswith(("http", "./", "~/")) or "://" in v or _PATH.fullmatch(v):
+    if not _HAS_DIGIT_RE.search(v) or not _HAS_ALPHA_RE.search(v):
         return False
-    if not any(c.isdigit() for c in v) or not any(c.isalpha() for c in v):
+    if v.startswith(("http", "./", "~/")) or "://" in v or _PATH.fullmatch(v) or _placeholder(v):
         return False
     return shannon_entropy(v) >= 3.0
 
@@ -559,7 +579,12 @@ def _scan_url_credentials(text: str, out: list) -> None:
 
 # --------------------------------------------------------------------------- e-mail
 
-_EMAIL_DOMAIN = re.compile(r"@([A-Za-z0-9](?:[A-Za-z0-9\-]|\.(?=[A-Za-z0-9])){0,252}+)")
+# "@" first (a literal: the engine jumps between "@"s), a local-part character before it, then
+# dot-separated labels ending in an alphabetic TLD; everything else is checked in Python
+_EMAIL_DOMAIN = re.compile(r"@(?<=[A-Za-z0-9._%+\-']@)"
+                           r"((?:[A-Za-z0-9\-]{1,63}+\.(?=[A-Za-z0-9]))++[A-Za-z]{2,24}+)"
+                           r"(?![A-Za-z0-9\-])")
+_LOCAL_CHARS = frozenset(string.ascii_letters + string.digits + "._%+-'")
 _EMAIL_LOCAL_REV = re.compile(r"[A-Za-z0-9._%+\-']{1,64}+")
 _FILE_TLDS = {"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "tif", "tiff", "pdf"}
 
@@ -579,6 +604,8 @@ def _scan_emails(text: str, out: list) -> None:
         if ln == 0 or ln > 64 or local[0] == "." or local[-1] == "." or ".." in local:
             continue
         ls = at - ln
+        if ls and text[ls - 1] in _LOCAL_CHARS and text[ls - 1] != "'":
+            continue  # local part longer than 64 characters
         if ls >= 3 and text.startswith("://", ls - 3):
             continue  # scheme://user@host is not an address
         if ls and text[ls - 1] in "/@":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from collections import Counter
 
 # --------------------------------------------------------------------------- payment cards
@@ -182,10 +183,15 @@ def shannon_entropy(s: str) -> float:
     return -sum(c / n * log2(c / n) for c in Counter(s).values())
 
 
+_LOWER = re.compile(r"[a-z]")
+_UPPER = re.compile(r"[A-Z]")
+_DIGIT = re.compile(r"[0-9]")
+
+
 def char_classes(s: str) -> int:
-    """How many of lower case, upper case and digits occur in ``s``."""
-    return (any(c.islower() for c in s) + any(c.isupper() for c in s)
-            + any(c.isdigit() for c in s))
+    """How many of ASCII lower case, upper case and digits occur in ``s``."""
+    return ((_LOWER.search(s) is not None) + (_UPPER.search(s) is not None)
+            + (_DIGIT.search(s) is not None))
 
 
 def jwt_header_ok(segment: str) -> bool:

@@ -6,10 +6,11 @@ from app.models.health import HealthCheck
 from app.models.key import GatewayKey
 from app.models.model import Model
 from app.models.provider import Provider
+from app.models.rollup import UsageRollup
 from app.models.state import GatewayState
 from app.models.team import Team
 from app.models.usage import UsageRecord
 from app.models.user import User
 
-__all__ = ["AuditLog", "GatewayKey", "HealthCheck", "ModelGroup", "Model", "Provider", "GatewayState", "Team", "UsageRecord", "User",
+__all__ = ["AuditLog", "GatewayKey", "HealthCheck", "ModelGroup", "Model", "Provider", "GatewayState", "Team", "UsageRecord", "UsageRollup", "User",
            "utcnow"]

@@ -18,6 +18,7 @@ class UsageRecord(db.Model):
         Index("ix_usage_key_time", "key_id", "created_at"),
         Index("ix_usage_model_time", "model_name", "created_at"),
         Index("ix_usage_provider_time", "provider_id", "created_at"),
+        Index("ix_usage_status_time", "status_code", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,4 +44,6 @@ class UsageRecord(db.Model):
     owner: Mapped[str | None] = mapped_column(String(120))
     # sensitivity detectors that fired (names only, never the matched text)
     detectors: Mapped[str | None] = mapped_column(String(300))
+    # how the call went: checks, routing choice, attempts with timings, cache, price source
+    details: Mapped[dict | None] = mapped_column(db.JSON)
     reserved_usd: Mapped[Decimal | None] = mapped_column(db.Numeric(18, 8))

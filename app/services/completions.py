@@ -61,6 +61,8 @@ class Call:
     cache_status: str | None = None  # x-cache: HIT | MISS | BYPASS
     detectors: list[str] = field(default_factory=list)
     redacted: str | None = None
+    trail: list[dict[str, Any]] = field(default_factory=list)  # attempts with timings and errors
+    routing: dict[str, Any] | None = None  # group, strategy, candidates considered
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 2)
@@ -339,9 +341,28 @@ class Proxy:
                 "status_code": status, "error_class": error_class, "cache_hit": call.cache_hit,
                 "stream": call.stream, "attempts": ";".join(call.attempts)[:500] or None,
                 "owner": call.key.owner, "detectors": ",".join(call.detectors)[:300] or None,
+                "details": self._details(call, usage, cost),
             })
         except Exception:  # accounting must never break the response
             log.exception("could not queue usage record %s", call.request_id)
+
+    @staticmethod
+    def _details(call: Call, usage: Usage, cost: Decimal) -> dict[str, Any]:
+        """What the request log's detail view explains (names and numbers only, no content)."""
+        route = call.route
+        checks = ["key: valid", f"scopes: {call.endpoint} allowed"]
+        if call.key.allowed_models:
+            checks.append("model: allowed by " + ", ".join(call.key.allowed_models))
+        if call.ticket is not None or call.key.limits or call.key.budget:
+            checks.append("limits/budget: admitted")
+        price = None
+        if route is not None and not call.cache_hit:
+            price = {"input_per_mtok": str(route.input_price), "output_per_mtok": str(route.output_price),
+                     "cached_input_per_mtok": str(route.cached_price) if route.cached_price is not None else None}
+        return {"checks": checks, "routing": call.routing, "attempts": call.trail,
+                "cache": call.cache_status, "detectors": call.detectors, "redacted": call.redacted,
+                "cost": {"usd": format(cost, "f"), "tokens": "estimated" if usage.estimated else "provider",
+                         "prices": price}}
 
     def _admit(self, snap: Snapshot, call: Call, routes: list[Route], prompt_tokens: int,
                body: dict[str, Any]) -> None:
@@ -554,6 +575,11 @@ class Proxy:
                 call.route = route
                 router.live.started(dep.id)
                 call.live_dep = dep.id
+                attempt_started = time.perf_counter()
+                if call.routing is None:
+                    call.routing = {"group": group.name, "strategy": group.strategy,
+                                    "order": [by_id[d.id].owned_by + "/" + by_id[d.id].upstream_id
+                                              for d in ranked]}
                 try:
                     resp = self._send(route, build(route))
                     upstream_headers = resp.headers
@@ -575,6 +601,10 @@ class Proxy:
                     upstream_status = getattr(err, "upstream_status", None)
                     call.attempts.append(f"{route.owned_by}/{route.upstream_id}="
                                          f"{upstream_status or err.status}")
+                    call.trail.append({"deployment": f"{route.owned_by}/{route.upstream_id}",
+                                       "status": upstream_status or err.status, "outcome": outcome,
+                                       "error": err.message[:300],
+                                       "ms": round((time.perf_counter() - attempt_started) * 1000, 1)})
                     err.provider_id = route.provider_id
                     last = err
                     # a bad provider key or a model gone at one deployment is that deployment's
@@ -586,6 +616,9 @@ class Proxy:
                 router.record_ok(dep.id, now)
                 router.live.observe_ratelimit(dep.id, upstream_headers, now)
                 call.attempts.append(f"{route.owned_by}/{route.upstream_id}=200")
+                call.trail.append({"deployment": f"{route.owned_by}/{route.upstream_id}", "status": 200,
+                                   "outcome": "ok",
+                                   "ms": round((time.perf_counter() - attempt_started) * 1000, 1)})
                 return route, resp, primed
         if last is not None:
             raise last

@@ -18,6 +18,7 @@ from flask import Flask, current_app
 
 from app.extensions import db
 from app.models import GatewayKey, UsageRecord, utcnow
+from app.services import rollups
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 200_000
@@ -97,6 +98,7 @@ class UsageWriter:
     def _write(batch: list[dict[str, Any]]) -> None:
         try:
             db.session.execute(db.insert(UsageRecord), batch)
+            rollups.apply(batch)
             last_used: dict[int, datetime] = {}
             for row in batch:
                 kid = row.get("key_id")

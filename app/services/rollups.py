@@ -1,0 +1,82 @@
+"""Maintain usage_rollups (5-minute aggregates) from batches of usage records.
+
+Called by the usage writer in the same transaction as the raw insert, so raw rows and
+aggregates never disagree. One upsert per (bucket, key, model, provider, owner, endpoint) per
+batch: INSERT ... ON CONFLICT DO UPDATE adding the increments (SQLite >= 3.24 and PostgreSQL).
+"""
+from __future__ import annotations
+
+from bisect import bisect_left
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Iterable
+
+from app.extensions import db
+from app.models import UsageRollup
+from app.models.rollup import HIST, LATENCY_BOUNDS_MS, TTFB_HIST
+
+BUCKET_SECONDS = 300
+SUMS = ("requests", "errors", "cache_hits", "streams", "prompt_tokens", "completion_tokens",
+        "cost_usd", "latency_ms_sum", "ttfb_ms_sum", "ttfb_count", *HIST, *TTFB_HIST)
+
+
+def bucket_of(at: datetime) -> datetime:
+    """The 5-minute bucket of a naive-UTC timestamp (no local-time conversion anywhere)."""
+    return at.replace(minute=at.minute - at.minute % 5, second=0, microsecond=0)
+
+
+def hist_index(ms: float) -> int:
+    return bisect_left(LATENCY_BOUNDS_MS, ms)
+
+
+def increments(rows: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    out: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        dims = (bucket_of(r["created_at"]), r.get("key_id") or 0, r.get("model_name") or "",
+                r.get("provider_id") or 0, r.get("owner") or "", r.get("endpoint") or "chat")
+        inc = out.get(dims)
+        if inc is None:
+            inc = out[dims] = {name: 0 for name in SUMS}
+            inc["cost_usd"] = Decimal(0)
+            inc["latency_ms_sum"] = inc["ttfb_ms_sum"] = 0.0
+        inc["requests"] += 1
+        if (r.get("status_code") or 200) >= 400:
+            inc["errors"] += 1
+        if r.get("cache_hit"):
+            inc["cache_hits"] += 1
+        if r.get("stream"):
+            inc["streams"] += 1
+        inc["prompt_tokens"] += r.get("prompt_tokens") or 0
+        inc["completion_tokens"] += r.get("completion_tokens") or 0
+        inc["cost_usd"] += Decimal(r.get("cost_usd") or 0)
+        latency = r.get("latency_ms")
+        if latency is not None:
+            inc["latency_ms_sum"] += latency
+            inc[HIST[hist_index(latency)]] += 1
+        ttfb = r.get("ttfb_ms")
+        if ttfb is not None:
+            inc["ttfb_ms_sum"] += ttfb
+            inc["ttfb_count"] += 1
+            inc[TTFB_HIST[hist_index(ttfb)]] += 1
+    return out
+
+
+def apply(rows: list[dict[str, Any]]) -> int:
+    """Add a batch's increments to usage_rollups (within the caller's transaction)."""
+    incs = increments(rows)
+    if not incs:
+        return 0
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = UsageRollup.__table__
+    values = [{"bucket": d[0], "key_id": d[1], "model_name": d[2], "provider_id": d[3],
+               "owner": d[4], "endpoint": d[5], **inc} for d, inc in incs.items()]
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["bucket", "key_id", "model_name", "provider_id", "owner", "endpoint"],
+        set_={name: table.c[name] + stmt.excluded[name] for name in SUMS})
+    db.session.execute(stmt, values)
+    return len(values)
