@@ -412,13 +412,14 @@ def _key_kind(segs: list[str]) -> str | None:
     return None
 
 
-_PLACEHOLDER_RE = re.compile("|".join(re.escape(w) for w in _PLACEHOLDER_WORDS), re.IGNORECASE)
+_PLACEHOLDER_RE = re.compile("|".join(re.escape(w) for w in _PLACEHOLDER_WORDS))
 
 
 def _placeholder(v: str) -> bool:
-    if v[0] in "$%{<@!&*" or v.lower() in _NON_VALUES:
+    vl = v.lower()
+    if v[0] in "$%{<@!&*" or vl in _NON_VALUES:
         return True
-    if _PLACEHOLDER_RE.search(v) or _MASK_RE.fullmatch(v):
+    if _PLACEHOLDER_RE.search(vl) or _MASK_RE.fullmatch(v):
         return True
     return v.count(v[0]) == len(v)
 
@@ -633,19 +634,23 @@ _RBA = r"(?![A-Za-z0-9])"
 # Four scanners, each starting with the character it needs (a digit, an upper-case letter, "+"
 # or "("), so the engine's first-character filter skips everything else; the left boundary is
 # a lookbehind placed after that first character.
-_DIG_RE = re.compile(r"\d(?<![\w.,+/\-]\d)(?:" + "|".join([
+_DIG_RE = re.compile(r"\d(?<![\w.,+/\-]\d)(?:(?=\d)(?:" + "|".join([
+    # second character is a digit
     r"(?P<bare>\d{10,18})" + _RB,
     r"(?P<cardg>\d{3}(?P<cs>[ \-])(?:\d{6}(?P=cs)\d{4,5}|\d{4}(?P=cs)\d{4}(?P=cs)\d{1,4}"
     r"(?:(?P=cs)\d{3})?))" + _RB,
-    r"(?<=[12])(?P<nir> ?\d\d ?\d\d ?(?:\d\d|2[AaBb]) ?\d{3} ?\d{3} ?\d\d)" + _RB,
+    r"(?<=[12])(?P<nir>\d\d ?\d\d ?(?:\d\d|2[AaBb]) ?\d{3} ?\d{3} ?\d\d)" + _RB,
     r"(?P<ssn>\d\d(?P<ss>[\- ])\d\d(?P=ss)\d{4})" + _RB,
     r"(?<=[1-9])(?P<detax>\d \d{3} \d{3} \d{3})" + _RB,
-    r"(?P<nanp>(?<=1)(?:[ .\-]?\([2-9]\d\d\)[ .\-]?\d{3}[ .\-]\d{4}"
-    r"|(?P<n1>[.\-])[2-9]\d\d(?P=n1)\d{3}(?P=n1)\d{4}| [2-9]\d\d [2-9]\d\d \d{4})"
-    r"|(?<=[2-9])(?:\d\d(?P<n2>[.\-])\d{3}(?P=n2)\d{4}|\d\d [2-9]\d\d \d{4}))" + _RB,
+    r"(?<=[2-9])(?P<nanp>\d\d(?P<n2>[.\-])\d{3}(?P=n2)\d{4}|\d\d [2-9]\d\d \d{4})" + _RB,
     r"(?<=0)(?P<trunk>\d{1,4}(?P<ts>[ /\-])\d{2,8}(?:(?P=ts)\d{2,8}){0,4}|[1-9](?:\.\d\d){4})"
     + _RB,
-]) + ")")
+]) + r")|(?=[ .\-]?\(|[ .\-]\d\d)(?:" + "|".join([
+    # second character is a separator: "1 84 12 ...", "1-800-...", "1 (212) ..."
+    r"(?<=[12])(?P<nir2> \d\d ?\d\d ?(?:\d\d|2[AaBb]) ?\d{3} ?\d{3} ?\d\d)" + _RB,
+    r"(?<=1)(?P<nanp1>[ .\-]?\([2-9]\d\d\)[ .\-]?\d{3}[ .\-]\d{4}"
+    r"|(?P<n1>[.\-])[2-9]\d\d(?P=n1)\d{3}(?P=n1)\d{4}| [2-9]\d\d [2-9]\d\d \d{4})" + _RB,
+]) + "))")
 _UP_RE = re.compile(r"[A-Z](?<![\w.,+/\-][A-Z])(?:"
                     r"(?P<iban>[A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}+(?: ?[A-Z0-9]{1,3})?)" + _RBA +
                     r"|(?P<nino>[A-Z] ?\d\d ?\d\d ?\d\d ?[A-D])" + _RBA + ")")
@@ -705,7 +710,7 @@ def _number_matches(rx, text: str, enabled, out: list) -> None:
         elif kind in ("cardg", "cs"):
             if "credit_card" in enabled and card_ok(_digits(raw)):
                 out.append(("credit_card", s, e, W["credit_card"]))
-        elif kind == "nir":
+        elif kind in ("nir", "nir2"):
             if "fr_nir" in enabled and " " in raw and fr_nir_ok(raw.replace(" ", "")):
                 out.append(("fr_nir", s, e, W["fr_nir"]))
             elif "fr_nir" in enabled and raw[5:7].upper() in ("2A", "2B") and fr_nir_ok(raw):
@@ -727,7 +732,7 @@ def _number_matches(rx, text: str, enabled, out: list) -> None:
             if kind == "e164":
                 if _phone_ok_e164(d, raw):
                     out.append(("phone", s, e, W["phone"]))
-            elif kind in ("nanp", "n1", "n2"):
+            elif kind in ("nanp", "nanp1"):
                 out.append(("phone", s, e, W["phone"]))
             elif kind in ("trunk", "ts"):
                 n = len(d)

@@ -173,30 +173,38 @@ class Inspector:
 
 
 def _resolve_overlaps(raw: list) -> list:
-    """Deduplicate and drop generic findings overlapped by a more specific one."""
+    """Deduplicate, and drop a generic finding that overlaps a more specific one (a finding
+    of a detector in ``SUPPRESSED_BY[its detector]``)."""
     raw = sorted(set(raw), key=lambda r: (r[1], r[2], r[0]))
-    sup = [r for r in raw if r[0] in _SUPPRESSORS]
-    if not sup:
+    present = {r[0] for r in raw}
+    index: dict[str, tuple] = {}  # suppressed detector -> (starts, prefix-max ends) of suppressors
+    for det in present:
+        by = SUPPRESSED_BY.get(det)
+        if not by or not (by & present):
+            continue
+        sup = [r for r in raw if r[0] in by]
+        ends = []
+        m = -1
+        for r in sup:
+            m = max(m, r[2])
+            ends.append(m)
+        index[det] = ([r[1] for r in sup], ends, sup)
+    if not index:
         return raw
-    starts = [r[1] for r in sup]
-    prefmax = []
-    m = -1
-    for r in sup:
-        m = max(m, r[2])
-        prefmax.append(m)
     out = []
     for r in raw:
-        by = SUPPRESSED_BY.get(r[0])
-        if by:
+        idx = index.get(r[0])
+        if idx is not None:
+            starts, ends, sup = idx
+            # suppressors starting before r ends; any of them ending after r starts overlaps
             j = bisect_left(starts, r[2]) - 1
-            dropped = False
-            while j >= 0 and prefmax[j] > r[1]:
-                q = sup[j]
-                if q[2] > r[1] and q[0] in by:
-                    dropped = True
+            hit = False
+            while j >= 0 and ends[j] > r[1]:
+                if sup[j][2] > r[1]:
+                    hit = True
                     break
                 j -= 1
-            if dropped:
+            if hit:
                 continue
         out.append(r)
     return out

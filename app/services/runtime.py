@@ -119,21 +119,26 @@ class Snapshot:
         return self.by_name.get(model) or self.by_upstream.get(model) or []
 
 
+def key_info(k: GatewayKey) -> KeyInfo:
+    """Plain values of a key row, as the proxy sees them."""
+    nets = []
+    for cidr in k.allowed_ips or []:
+        try:
+            nets.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            continue
+    return KeyInfo(
+        id=k.id, name=k.name, prefix=k.prefix, owner=k.owner, scopes=frozenset(k.scopes or []),
+        allowed_models=tuple(k.allowed_models or []), expires_at=k.expires_at,
+        usable=bool(k.enabled) and k.revoked_at is None, limits=dict(k.limits or {}),
+        budget=dict(k.budget or {}), allowed_ips=tuple(nets), tags=dict(k.tags or {}),
+        sensitivity=dict(k.sensitivity) if k.sensitivity else None)
+
+
 def _build(version: int) -> Snapshot:
     snap = Snapshot(version=version)
     for k in db.session.scalars(db.select(GatewayKey).where(GatewayKey.revoked_at.is_(None))):
-        nets = []
-        for cidr in k.allowed_ips or []:
-            try:
-                nets.append(ipaddress.ip_network(cidr, strict=False))
-            except ValueError:
-                continue
-        snap.keys[k.key_hash] = KeyInfo(
-            id=k.id, name=k.name, prefix=k.prefix, owner=k.owner, scopes=frozenset(k.scopes or []),
-            allowed_models=tuple(k.allowed_models or []), expires_at=k.expires_at,
-            usable=bool(k.enabled), limits=dict(k.limits or {}), budget=dict(k.budget or {}),
-            allowed_ips=tuple(nets), tags=dict(k.tags or {}),
-            sensitivity=dict(k.sensitivity) if k.sensitivity else None)
+        snap.keys[k.key_hash] = key_info(k)
     state_row = db.session.get(GatewayState, 1)
     snap.settings = settings_service.merged(state_row.settings if state_row else None)
     for group in db.session.scalars(db.select(ModelGroup)):

@@ -21,6 +21,7 @@ from app.extensions import db
 from app.limits import Budget, Limits
 from app.models import GatewayKey, Team, UsageRecord, utcnow
 from app.services.keys import LIMIT_FIELDS
+from app.services.runtime import key_info as runtime_key_info
 from app.services.runtime import KeyInfo, Snapshot
 from app.services.spend import gate
 
@@ -39,13 +40,8 @@ def _team_budgets(owners: Iterable[str | None]) -> dict[str, dict[str, Any]]:
 
 def key_info(key: GatewayKey) -> KeyInfo:
     """The proxy's view of a key, built from the row (not the proxy's cached snapshot, which
-    may lag a just-saved change and holds no revoked keys). Only id, owner, limits and budget
-    matter to the counters; allowed IPs are left out."""
-    return KeyInfo(id=key.id, name=key.name, prefix=key.prefix, owner=key.owner,
-                   scopes=frozenset(key.scopes or []), allowed_models=tuple(key.allowed_models or []),
-                   expires_at=key.expires_at, usable=key.revoked_at is None and bool(key.enabled),
-                   limits=dict(key.limits or {}), budget=dict(key.budget or {}), allowed_ips=(),
-                   tags=dict(key.tags or {}))
+    may lag a just-saved change and holds no revoked keys)."""
+    return runtime_key_info(key)
 
 
 def key_state(key: GatewayKey, teams: dict[str, dict[str, Any]] | None = None) -> dict | None:

@@ -64,6 +64,9 @@ def update(t: Team, data: dict, actor: str) -> Team:
     before = snapshot(t)
     _apply(t, dict(data), creating=False)
     _unique(t)
+    if t.name != before["name"]:  # the team's keys follow it (owner is how keys join a team)
+        db.session.execute(db.update(GatewayKey).where(GatewayKey.owner == before["name"])
+                           .values(owner=t.name))
     changes.updated(t, "team", t.name, before, snapshot(t), actor)
     return t
 

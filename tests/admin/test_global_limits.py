@@ -80,14 +80,14 @@ def test_provider_without_limits_shows_none(admin_client, make_provider):
 
 def test_provider_detail_shows_current_usage(admin_client, make_provider):
     from app.services.spend import gate
-    p = make_provider(limits={"rpm": 100, "concurrency": 4})
+    p = make_provider(limits={"rpd": 100, "concurrency": 4})  # per day: nothing drains mid-test
     store = gate().store
     for _ in range(3):
-        store.admit(f"provider:{p.id}", Limits(rpm=100, concurrency=4), [], 10, Decimal(0), time.time())
+        store.admit(f"provider:{p.id}", Limits(rpd=100, concurrency=4), [], 10, Decimal(0), time.time())
     card = squash(element(text(admin_client.get(f"/providers/{p.id}")), "provider-limits"))
     assert "<strong>3</strong> / 100" in card and "<strong>3</strong> / 4" in card
     assert 'style="width: 75.0%"' in card  # 3 of 4 in flight
-    store.admit(f"provider:{p.id}", Limits(rpm=100, concurrency=4), [], 10, Decimal(0), time.time())
+    store.admit(f"provider:{p.id}", Limits(rpd=100, concurrency=4), [], 10, Decimal(0), time.time())
     card = squash(element(text(admin_client.get(f"/providers/{p.id}")), "provider-limits"))
     assert "<strong>4</strong> / 4" in card and 'class="meter meter-sm is-over"' in card
 

@@ -130,7 +130,7 @@ def test_edit_returns_to_detail(admin_client):
 # --- spend & limits: numbers from the counter store ---------------------------------------------
 
 def test_numbers_match_store_state(admin_client, team):
-    key, _ = make_key(owner="research", limits={"rpm": 10, "tpm": 1000, "concurrency": 3},
+    key, _ = make_key(owner="research", limits={"rph": 10, "tpm": 1000, "concurrency": 3},
                       budget={"amount_usd": "10", "period": "month", "soft_pct": 50})
     first = admit(key, 300, "1.5", team.budget)
     settle(first, 200, "4")          # $4 spent; 200 real tokens replace the 300 pre-charged
@@ -149,10 +149,10 @@ def test_numbers_match_store_state(admin_client, team):
     assert "Team “research”" in shared and "$4.00" in shared and "$100.00" in shared
     assert 'class="meter is-ok"' in shared and "within budget" in shared and 'style="left: 90%"' in shared
 
-    assert "<strong>2</strong> / 10" in squash(element(body, "limit-rpm"))
+    assert "<strong>2</strong> / 10" in squash(element(body, "limit-rph"))
     assert "<strong>500</strong> / 1,000" in squash(element(body, "limit-tpm"))
     assert "<strong>1</strong> / 3" in squash(element(body, "limit-concurrency"))
-    assert "limit-rph" not in body  # only the limits the key has
+    assert "limit-rpm" not in body  # only the limits the key has
 
 
 def test_over_budget_is_red(admin_client):

@@ -44,3 +44,11 @@ def test_builtin_prices_lookup_and_fill(api):
     r = api.get("/api/admin/prices?model_id=gpt-4.1-nano").get_json()
     assert r["known"] and r["input_price_per_mtok"] == 0.10
     assert api.get("/api/admin/prices?model_id=zzz").get_json() == {"model_id": "zzz", "known": False}
+
+
+def test_renaming_a_team_keeps_its_keys(api):
+    tid = api.post("/api/admin/teams", json={"name": "old"}).get_json()["id"]
+    kid = api.post("/api/admin/keys", json={"name": "k", "owner": "old"}).get_json()["id"]
+    assert api.patch(f"/api/admin/teams/{tid}", json={"name": "new"}).status_code == 200
+    assert api.get(f"/api/admin/keys/{kid}").get_json()["owner"] == "new"
+    assert api.get(f"/api/admin/teams/{tid}").get_json()["key_count"] == 1
