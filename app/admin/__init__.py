@@ -9,7 +9,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
-from app.admin import audit, auth, filters, health, keys, models, overview, providers, teams
+from app.admin import (audit, auth, cache, filters, groups, health, keys, models, overview,
+                       providers, requests, settings, teams, usage)
 from app.admin.htmx import is_fragment_request
 from app.extensions import db, login_manager
 from app.models import User
@@ -23,7 +24,8 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 bp.add_url_rule("/", "index", overview.index)
 bp.add_url_rule("/login", "login", auth.login, methods=("GET", "POST"))
 bp.add_url_rule("/logout", "logout", auth.logout, methods=("POST",))
-for child in (providers.bp, models.bp, keys.bp, teams.bp, health.bp, audit.bp):
+for child in (providers.bp, models.bp, keys.bp, teams.bp, groups.bp, settings.bp, health.bp,
+              usage.bp, requests.bp, cache.bp, audit.bp):
     bp.register_blueprint(child)
 filters.register(bp)
 
