@@ -146,10 +146,14 @@ def register(app: Flask) -> None:
     @app.cli.command("prune-usage")
     @click.option("--days", type=int, default=90, show_default=True, help="keep this many days of raw records")
     @click.option("--batch", type=int, default=5000, show_default=True)
-    def prune_usage(days, batch):
-        """Delete raw usage records older than --days in bounded batches (rollups are kept)."""
-        from app.services.usage_query import prune
+    @click.option("--body-days", type=int, default=7, show_default=True,
+                  help="keep logged request/response bodies this many days")
+    def prune_usage(days, batch, body_days):
+        """Delete raw usage records older than --days in bounded batches (rollups are kept),
+        and logged bodies older than --body-days."""
+        from app.services.usage_query import prune, prune_bodies
         click.echo(f"deleted {prune(days, batch)} usage record(s) older than {days} day(s)")
+        click.echo(f"deleted {prune_bodies(body_days)} logged body/bodies older than {body_days} day(s)")
 
     @app.cli.command("seed-usage")
     @click.option("--rows", type=int, default=100_000, show_default=True)

@@ -426,6 +426,8 @@ def _schemas() -> dict[str, Any]:
         "weight": integer(0, 1000, "Share of traffic (strategy weighted).", default=1),
         "enabled": boolean(default=True), "deprecated": boolean(default=False),
         "limits": _ref("LimitsInput"),
+        "log_bodies": boolean("Store request and response bodies of calls to this model in the "
+                              "request log.", False),
     }
     s["ModelCreate"] = {"type": "object", "required": ["provider_id", "model_id"],
                         "properties": model_fields,
@@ -446,11 +448,12 @@ def _schemas() -> dict[str, Any]:
         "cached_input_price_per_mtok": {"type": ["number", "null"]},
         "priority": {"type": "integer"}, "weight": {"type": "integer"},
         "limits": _ref("LimitsOut"), "enabled": {"type": "boolean"},
-        "deprecated": {"type": "boolean"}, "created_at": iso_out(), "updated_at": iso_out()},
+        "deprecated": {"type": "boolean"}, "log_bodies": {"type": "boolean"},
+        "created_at": iso_out(), "updated_at": iso_out()},
         ["id", "provider_id", "provider", "model_id", "name", "kind", "capabilities",
          "context_window", "max_output_tokens", "input_price_per_mtok", "output_price_per_mtok",
          "cached_input_price_per_mtok", "priority", "weight", "limits", "enabled", "deprecated",
-         "created_at", "updated_at"], "A deployment: one upstream model behind a public name.",
+         "log_bodies", "created_at", "updated_at"], "A deployment: one upstream model behind a public name.",
         False)
     s["ModelList"] = _list_of("Model")
 
@@ -478,6 +481,8 @@ def _schemas() -> dict[str, Any]:
         "sensitivity": {"anyOf": [_ref("SensitivityInput"), {"type": "null"}],
                         "description": "This key's sensitivity policy, overriding the gateway's "
                                        "(null or {}: use the gateway's)."},
+        "log_bodies": boolean("Store request and response bodies of this key's calls in the "
+                              "request log.", False),
     }
     s["KeyCreate"] = {"type": "object", "required": ["name"], "properties": key_fields,
                       "description": "Unknown fields are ignored."}
@@ -497,11 +502,12 @@ def _schemas() -> dict[str, Any]:
         "allowed_ips": {"type": "array", "items": {"type": "string"}},
         "tags": {"type": "object"},
         "sensitivity": {"anyOf": [_ref("Sensitivity"), {"type": "null"}]},
+        "log_bodies": {"type": "boolean"},
         "created_at": iso_out(), "created_by": {"type": ["string", "null"]},
         "last_used_at": iso_out(null=True), "revoked_at": iso_out(null=True)},
         ["id", "name", "owner", "prefix", "scopes", "allowed_models", "expires_at", "enabled",
-         "status", "limits", "budget", "allowed_ips", "tags", "sensitivity", "created_at",
-         "created_by", "last_used_at", "revoked_at"], "A gateway API key (never its secret).",
+         "status", "limits", "budget", "allowed_ips", "tags", "sensitivity", "log_bodies",
+         "created_at", "created_by", "last_used_at", "revoked_at"], "A gateway API key (never its secret).",
         False)
     created = copy.deepcopy(s["Key"])
     created["properties"]["key"] = {"type": "string", "pattern": "^gw-",

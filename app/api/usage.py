@@ -50,7 +50,11 @@ def request_detail(record_id: int):
     r = db.session.get(UsageRecord, record_id)
     if r is None:
         raise NotFound(f"request {record_id} not found", code="request_not_found")
-    return jsonify(uq.record_dict(r))
+    from app.models import UsageBody
+    body = db.session.scalar(db.select(UsageBody).where(UsageBody.request_id == r.request_id)) \
+        if r.request_id else None
+    return jsonify({**uq.record_dict(r),
+                    "body": {"request": body.request, "response": body.response} if body else None})
 
 
 @bp.get("/requests/export")

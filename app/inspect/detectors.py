@@ -99,13 +99,18 @@ _INFO = [
     DetectorInfo("custom_keyword", CUSTOM, 1.0,
                  "an admin-defined keyword (case-insensitive, whole words)"),
     DetectorInfo("custom_pattern", CUSTOM, 1.0, "a match of an admin-defined regex"),
+    # --- fail closed
+    DetectorInfo("overflow", SECRET, 1.0,
+                 "not a pattern: the text had more candidate matches than the inspection "
+                 "budget (MAX_CANDIDATES; only degenerate or adversarial input does), so the "
+                 "rest of it, from the first unexamined candidate, is treated as sensitive"),
 ]
 
 INFO: dict[str, DetectorInfo] = {i.name: i for i in _INFO}
 DETECTORS: dict[str, str] = {i.name: i.description for i in _INFO}
 CATEGORY: dict[str, str] = {i.name: i.category for i in _INFO}
 WEIGHT: dict[str, float] = {i.name: i.weight for i in _INFO}
-BUILTIN = frozenset(n for n, c in CATEGORY.items() if c != CUSTOM)
+BUILTIN = frozenset(n for n, c in CATEGORY.items() if c != CUSTOM and n != "overflow")
 
 # A generic finding is dropped when it overlaps a finding of one of these detectors (the more
 # specific one names the same span better; see docs/sensitivity.md, "Overlaps").
@@ -120,6 +125,31 @@ SUPPRESSED_BY: dict[str, frozenset] = {
 }
 
 Raw = tuple  # (detector, start, end, score)
+
+# Work budget: the regexes are linear, but each candidate they return is validated in Python
+# (a few microseconds). Ordinary text has a handful of candidates per kilobyte; a degenerate or
+# adversarial text can have one every few characters. Past this many candidates per text the
+# inspector stops validating and fails closed: an "overflow" finding covers the text from the
+# first unexamined candidate to the end (so the verdict is sensitive and redaction removes it).
+MAX_CANDIDATES = 5000
+
+
+class Budget:
+    """Candidates left for one text, and where the first unexamined one was."""
+
+    __slots__ = ("left", "overflow_at")
+
+    def __init__(self, left: int = MAX_CANDIDATES):
+        self.left = left
+        self.overflow_at = -1
+
+    def take(self, pos: int) -> bool:
+        if self.left > 0:
+            self.left -= 1
+            return True
+        if self.overflow_at < 0 or pos < self.overflow_at:
+            self.overflow_at = pos
+        return False
 
 # --------------------------------------------------------------------------- helpers
 
@@ -232,7 +262,7 @@ _RULE_CHAR = {"anthropic_api_key": "-", "openai_api_key": "-", "xai_api_key": "-
               "google_api_key": "A", "aws_access_key_id": "A", "jwt": "J"}
 
 
-def _scan_tokens(text: str, enabled, out: list) -> None:
+def _scan_tokens(text: str, enabled, out: list, budget: Budget) -> None:
     present: dict[str, bool] = {}
     for det, gates, rx, left_chars, check in _TOKEN_RULES:
         if det not in enabled:
@@ -253,6 +283,8 @@ def _scan_tokens(text: str, enabled, out: list) -> None:
             s = m.start()
             if s and text[s - 1] in left_chars:
                 continue
+            if not budget.take(s):
+                break
             if check(text, m):
                 out.append((det, s, m.end(), w))
                 if det == "aws_access_key_id" and "aws_secret_key" in enabled:
@@ -272,7 +304,7 @@ _PEM_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,. \t\r\n]++|-(?!----)|\\[rn])*+")
 _B64_COUNT = re.compile(r"[A-Za-z0-9+/]{16}")
 
 
-def _scan_private_keys(text: str, out: list) -> None:
+def _scan_private_keys(text: str, out: list, budget: Budget) -> None:
     """Each BEGIN line up to its END line; a block without one (a truncated paste) runs as far
     as its base64 body. Linear: the END line found is reused by later BEGINs before it, and a
     truncated body stops at the next "-----"."""
@@ -286,6 +318,8 @@ def _scan_private_keys(text: str, out: list) -> None:
         if not m:
             return
         start, body_start = m.start(), m.end()
+        if not budget.take(start):
+            return
         if not no_more_end and (end_match is None or end_match.start() < body_start):
             end_match = None
             idx = text.find("-----END ", max(body_start, searched_to))
@@ -321,7 +355,9 @@ def _scan_private_keys(text: str, out: list) -> None:
 _ROOTS = ("pass", "pwd", "secret", "token", "key", "auth", "cred", "salt", "sig", "session",
           "cookie", "hmac", "private")
 _QUOTED = r"\\?(?P<q{n}>[\"'`])(?P<v{n}>[^\"'`\\\n]{{4,256}}+)\\?(?P=q{n})"
-_BARE = r"(?P<b{n}>[^\s\"'`,;&<>(){{}}\[\]\\|]{{4,256}}+)"
+# a bare value stops at "=" and ":" (bar base64 padding): a chain like key=key=key= then costs
+# the engine one short look per candidate instead of 256 characters each
+_BARE = r"(?P<b{n}>[^\s\"'`,;&<>(){{}}\[\]\\|=:]{{4,256}}+={{0,2}})"
 _ASSIGN_TAIL = (
     r"(?P<rest>[a-z0-9_.\-]{0,40}+)(?:\\?[\"'])?"
     r"(?:"
@@ -428,7 +464,7 @@ def _strong_value_ok(text: str, v: str, vs: int, ve: int, bare: bool, op: str | 
                      key: str, spaced: bool) -> bool:
     if len(v) < 4 or _placeholder(v):
         return False
-    if v.lower() == key.lower():
+    if v.rstrip("=").lower() in (key.lower(), "password", "secret", "token", "passwd", "pwd"):
         return False
     if not bare:
         return True
@@ -482,34 +518,53 @@ def _value_groups(m, ns):
     return None
 
 
-def _assignment(text, m, want_cred, want_he, want_aws, out) -> None:
-    """One candidate of an assignment regex: classify the name, validate the value."""
+_IDENT_CHARS = _ALNUM | {"_", ".", "-"}
+_KIND_CACHE: dict[str, str | None] = {}
+
+
+def _kind_of(key: str) -> str | None:
+    kind = _KIND_CACHE.get(key, "?")
+    if kind == "?":
+        if len(_KIND_CACHE) > 4096:
+            _KIND_CACHE.clear()
+        kind = _KIND_CACHE[key] = _key_kind(_segments(key))
+    return kind
+
+
+def _assignment(text, m, want_cred, want_he, want_aws, out) -> int:
+    """One candidate of an assignment regex: classify the name, validate the value. Returns the
+    end of the candidate's value (later candidates of the same root inside it are skipped)."""
+    end = _value_end(m)
     ks = m.start()
     # the whole name: walk left over identifier characters (at most 40)
-    left = _IDENT_REV.match(text[max(0, ks - 40):ks][::-1]).end()
-    key_start = ks - left
+    if ks and text[ks - 1] in _IDENT_CHARS:
+        key_start = ks - _IDENT_REV.match(text[max(0, ks - 40):ks][::-1]).end()
+    else:
+        key_start = ks
     key = text[key_start:m.end("rest")]
-    kind = _key_kind(_segments(key))
+    kind = _kind_of(key)
     if kind is None:
-        return
+        return end
     op = m.group("op")
     if op == ">" and not (key_start and text[key_start - 1] == "<"):
-        return  # only <password>value</password>
+        return end  # only <password>value</password>
     if op == "==" and m.group("b1") is not None:
-        return  # comparison with a variable
+        return end  # comparison with a variable
     got = _value_groups(m, (1, 2))
     if got is None:
-        return
+        return end
     vs, ve, bare = got
+    if kind == "weak" and ve - vs < 16 and op != ":":
+        return end  # a high-entropy value has 16+ characters
     if bare and op is None:  # prose: "my password is hunter2"
         v = text[vs:ve].rstrip(".,;:!?")
         ve = vs + len(v)
         if kind == "weak" or not _prose_value_ok(text, v, ve):
-            return
+            return end
     if op == ">":  # <password>value</password>
         ve = text.find("</", vs, vs + 257)
         if ve <= vs or "\n" in text[vs:ve]:
-            return
+            return end
     v = text[vs:ve]
     if bare and op == ":" and kind != "aws":
         tail = _ANNOT_TAIL.match(text, vs)
@@ -527,29 +582,46 @@ def _assignment(text, m, want_cred, want_he, want_aws, out) -> None:
     if kind == "aws":
         if want_aws and _AWS_SECRET_VALUE.fullmatch(v) and _aws_secret_ok(v):
             out.append(("aws_secret_key", vs, ve, WEIGHT["aws_secret_key"]))
-            return
+            return end
         kind = "strong"
     if kind == "strong":
         if want_cred and _strong_value_ok(text, v, vs, ve, bare, op, key, spaced):
             out.append(("credential_assignment", vs, ve, WEIGHT["credential_assignment"]))
     elif want_he and _high_entropy_ok(v):
         if bare and op == ":" and not _strong_value_ok(text, v, vs, ve, bare, op, key, spaced):
-            return
+            return end
         out.append(("high_entropy_secret", vs, ve, WEIGHT["high_entropy_secret"]))
+    return end
 
 
-def _scan_assignments(text: str, low: str, enabled, out: list) -> None:
+def _value_end(m) -> int:
+    for g in ("v1", "b1", "v2", "b2"):
+        e = m.end(g)
+        if e >= 0:
+            return e
+    return m.end()
+
+
+def _scan_assignments(text: str, low: str, enabled, out: list, budget: Budget) -> None:
     want_cred = "credential_assignment" in enabled
     want_he = "high_entropy_secret" in enabled
     want_aws = "aws_secret_key" in enabled
     for root, rx in _ASSIGN_RES:
         if root in low:
+            skip_to = -1
             for m in rx.finditer(low):
-                _assignment(text, m, want_cred, want_he, want_aws, out)
+                s = m.start()
+                if s < skip_to:
+                    continue  # inside the value of the previous candidate: judged with it
+                if not budget.take(max(0, s - 40)):
+                    break
+                skip_to = _assignment(text, m, want_cred, want_he, want_aws, out)
     if want_cred and "--" in low:
         for m in _CLI_RE.finditer(low):
             if m.start() and low[m.start() - 1] in _ALNUM:
                 continue
+            if not budget.take(m.start()):
+                break
             if _key_kind(_segments(m.group("flag"))) != "strong":
                 continue
             vs, ve, bare = _value_groups(m, (3,))
@@ -566,10 +638,12 @@ _URL_CRED = re.compile(
 _SCHEME_CHARS = _ALNUM | {"+", ".", "-"}
 
 
-def _scan_url_credentials(text: str, out: list) -> None:
+def _scan_url_credentials(text: str, out: list, budget: Budget) -> None:
     w = WEIGHT["url_credentials"]
     for m in _URL_CRED.finditer(text):
         s = m.start()
+        if not budget.take(s):
+            return
         if not s or text[s - 1] not in _SCHEME_CHARS:
             continue
         pw = m.group("pw")
@@ -590,12 +664,12 @@ _EMAIL_LOCAL_REV = re.compile(r"[A-Za-z0-9._%+\-']{1,64}+")
 _FILE_TLDS = {"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "tif", "tiff", "pdf"}
 
 
-def _scan_emails(text: str, out: list) -> None:
+def _scan_emails(text: str, out: list, budget: Budget) -> None:
     w = WEIGHT["email"]
     for m in _EMAIL_DOMAIN.finditer(text):
         at = m.start()
-        if not at:
-            continue
+        if not budget.take(max(0, at - 64)):
+            return
         lm = _EMAIL_LOCAL_REV.match(text[max(0, at - 65):at][::-1])
         if not lm:
             continue
@@ -685,17 +759,19 @@ def _phone_ok_e164(d: str, raw: str) -> bool:
     return raw.count("(") == raw.count(")")
 
 
-def _scan_numbers(text: str, enabled, out: list) -> None:
+def _scan_numbers(text: str, enabled, out: list, budget: Budget) -> None:
     for rx, gate in ((_DIG_RE, None), (_UP_RE, None), (_PLUS_RE, "+"), (_PAREN_RE, "(")):
         if gate is None or gate in text:
-            _number_matches(rx, text, enabled, out)
+            _number_matches(rx, text, enabled, out, budget)
 
 
-def _number_matches(rx, text: str, enabled, out: list) -> None:
+def _number_matches(rx, text: str, enabled, out: list, budget: Budget) -> None:
     W = WEIGHT
     for m in rx.finditer(text):
         kind = m.lastgroup
         s, e = m.start(), m.end()
+        if not budget.take(s):
+            return
         raw = m.group()
         if kind == "bare":
             n = len(raw)
@@ -761,12 +837,14 @@ def _iban(text: str, raw: str, s: int, out: list) -> None:
         out.append(("iban", s, s + len(raw), WEIGHT["iban"]))
 
 
-def _scan_context_numbers(text: str, low: str, enabled, out: list) -> None:
+def _scan_context_numbers(text: str, low: str, enabled, out: list, budget: Budget) -> None:
     for gate, rx in _CTX_RES:
         if gate in low:
             for m in rx.finditer(low):
                 if m.start() and low[m.start() - 1].isalpha():
                     continue  # "hotel 123456789"
+                if not budget.take(m.start()):
+                    break
                 _context_number(m, gate, enabled, out)
 
 
@@ -794,8 +872,6 @@ def _context_number(m, gate: str, enabled, out: list) -> None:
 
 # --------------------------------------------------------------------------- entry point
 
-_ASSIGN_GATES = ("pass", "pwd", "secret", "token", "key", "auth", "cred", "salt", "sig",
-                 "session", "cookie", "hmac", "private")
 _NUMBER_DETECTORS = frozenset({"phone", "credit_card", "iban", "us_ssn", "uk_nino", "de_tax_id",
                                "fr_nir"})
 _ASSIGN_DETECTORS = frozenset({"credential_assignment", "high_entropy_secret", "aws_secret_key"})
@@ -820,29 +896,36 @@ def _has_digit(text: str) -> bool:
     return False
 
 
-def scan_builtin(text: str, enabled: frozenset) -> list:
-    """All raw built-in findings in ``text`` (before overlap resolution)."""
+def scan_builtin(text: str, enabled: frozenset, budget: Budget | None = None,
+                 low: str | None = None) -> list:
+    """All raw built-in findings in ``text`` (before overlap resolution). ``low`` is
+    ``lower_aligned(text)`` if the caller has it."""
     out: list = []
     if not text:
         return out
-    _scan_tokens(text, enabled, out)
+    if budget is None:
+        budget = Budget()
+    _scan_tokens(text, enabled, out, budget)
     if "private_key" in enabled and "PRIVATE KEY" in text:
-        _scan_private_keys(text, out)
+        _scan_private_keys(text, out, budget)
     if "url_credentials" in enabled and "://" in text:
-        _scan_url_credentials(text, out)
+        _scan_url_credentials(text, out, budget)
     if "email" in enabled and "@" in text:
-        _scan_emails(text, out)
-    low = None
+        _scan_emails(text, out, budget)
     if enabled & _ASSIGN_DETECTORS:
-        low = lower_aligned(text)
-        for g in _ASSIGN_GATES:
+        if low is None:
+            low = lower_aligned(text)
+        for g in _ROOTS:
             if g in low:
-                _scan_assignments(text, low, enabled, out)
+                _scan_assignments(text, low, enabled, out, budget)
                 break
+        else:
+            if "--" in low:
+                _scan_assignments(text, low, enabled, out, budget)
     if enabled & _NUMBER_DETECTORS and _has_digit(text):
-        _scan_numbers(text, enabled, out)
+        _scan_numbers(text, enabled, out, budget)
         if "phone" in enabled or "us_ssn" in enabled:
             if low is None:
                 low = lower_aligned(text)
-            _scan_context_numbers(text, low, enabled, out)
+            _scan_context_numbers(text, low, enabled, out, budget)
     return out

@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 
 from .custom import compile_keywords, compile_patterns
 from .detectors import (
-    BUILTIN, CATEGORY, DETECTORS, SUPPRESSED_BY, WEIGHT, lower_aligned, scan_builtin,
+    BUILTIN, CATEGORY, DETECTORS, SUPPRESSED_BY, WEIGHT, Budget, lower_aligned, scan_builtin,
 )
 from .types import Finding, Verdict
 
@@ -67,21 +67,31 @@ class Inspector:
     def _scan(self, text: str, location: Location = ()) -> list[Finding]:
         if not isinstance(text, str) or not text:
             return []
-        raw = scan_builtin(text, self._builtin)
+        budget = Budget()
+        low = lower_aligned(text) if (self._kw_low is not None or self._builtin) else None
+        raw = scan_builtin(text, self._builtin, budget, low)
         if self._kw_low is not None:
-            low = lower_aligned(text)
-            rx = self._kw_low if len(low) == len(text) and low.isascii() == text.isascii() \
-                else self._kw_ci
-            target = low if rx is self._kw_low else text
+            # lower_aligned keeps indexes; if it had to fall back to ASCII-only lower-casing,
+            # match the original text case-insensitively instead
+            if low.isascii() or text.lower() == low:
+                rx, target = self._kw_low, low
+            else:
+                rx, target = self._kw_ci, text
             w = WEIGHT["custom_keyword"]
             for m in rx.finditer(target):
+                if not budget.take(m.start()):
+                    break
                 raw.append(("custom_keyword", m.start(), m.end(), w))
         if self._patterns:
             w = WEIGHT["custom_pattern"]
             for rx in self._patterns:
                 for m in rx.finditer(text):
                     if m.end() > m.start():
+                        if not budget.take(m.start()):
+                            break
                         raw.append(("custom_pattern", m.start(), m.end(), w))
+        if budget.overflow_at >= 0 and "overflow" in self.enabled:
+            raw.append(("overflow", budget.overflow_at, len(text), WEIGHT["overflow"]))
         if not raw:
             return []
         raw = _resolve_overlaps(raw)

@@ -1,6 +1,7 @@
 """SQLAlchemy models, one module per aggregate."""
 from app.models.audit import AuditLog
 from app.models.base import utcnow
+from app.models.body import UsageBody
 from app.models.group import ModelGroup
 from app.models.health import HealthCheck
 from app.models.key import GatewayKey
@@ -12,5 +13,5 @@ from app.models.team import Team
 from app.models.usage import UsageRecord
 from app.models.user import User
 
-__all__ = ["AuditLog", "GatewayKey", "HealthCheck", "ModelGroup", "Model", "Provider", "GatewayState", "Team", "UsageRecord", "UsageRollup", "User",
+__all__ = ["AuditLog", "GatewayKey", "HealthCheck", "ModelGroup", "Model", "Provider", "GatewayState", "Team", "UsageBody", "UsageRecord", "UsageRollup", "User",
            "utcnow"]

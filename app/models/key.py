@@ -32,6 +32,8 @@ class GatewayKey(db.Model):
     tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # sensitivity policy override: {"action": "allow"|"route"|"block"|"redact", "threshold": 0.5}
     sensitivity: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # keep (redacted) request/response bodies of this one's calls; off by default
+    log_bodies: Mapped[bool | None] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(120))
     last_used_at: Mapped[datetime | None]

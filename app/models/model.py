@@ -36,6 +36,8 @@ class Model(db.Model):
     cached_input_price_per_mtok: Mapped[Decimal | None] = mapped_column(PRICE)
     priority: Mapped[int] = mapped_column(default=0)
     weight: Mapped[int] = mapped_column(default=1)
+    # keep (redacted) request/response bodies of this one's calls; off by default
+    log_bodies: Mapped[bool | None] = mapped_column(default=False)
     # global limits protecting an upstream quota: {"rpm", "rph", "rpd", "tpm", "tpd", "concurrency"}
     limits: Mapped[dict | None] = mapped_column(JSON)
     enabled: Mapped[bool] = mapped_column(default=True)

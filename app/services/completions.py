@@ -62,6 +62,8 @@ class Call:
     detectors: list[str] = field(default_factory=list)
     redacted: str | None = None
     trail: list[dict[str, Any]] = field(default_factory=list)  # attempts with timings and errors
+    body: dict[str, Any] | None = None  # request body, kept only when body logging is on
+    response_body: dict[str, Any] | None = None
     routing: dict[str, Any] | None = None  # group, strategy, candidates considered
 
     def elapsed_ms(self) -> float:
@@ -342,6 +344,8 @@ class Proxy:
                 "stream": call.stream, "attempts": ";".join(call.attempts)[:500] or None,
                 "owner": call.key.owner, "detectors": ",".join(call.detectors)[:300] or None,
                 "details": self._details(call, usage, cost),
+                **({"_body": {"request": call.body, "response": call.response_body}}
+                   if call.body is not None else {}),
             })
         except Exception:  # accounting must never break the response
             log.exception("could not queue usage record %s", call.request_id)
@@ -637,6 +641,8 @@ class Proxy:
             validate_chat(body)
             primary = resolve(snap, call.key, body["model"], "chat")
             call.route = primary[0]
+            if call.key.log_bodies or any(r.log_bodies for r in primary):
+                call.body = body
             upstream_body, trusted = self._inspect(snap, call, body)
             decision, cache_key, ttl = self._cache_plan(snap, call, body, primary[0].name, headers)
             if decision is not None and decision.lookup:
@@ -677,6 +683,8 @@ class Proxy:
                           estimated=True)
             obj["usage"] = usage.as_openai()  # what the client sees is what is billed
         self._cache_put(call, decision, cache_key, ttl, obj)
+        if call.body is not None:
+            call.response_body = obj
         headers = self._headers(call)
         self._record(call, 200, usage, None)
         return JSONResult(200, dumps(obj), headers)
@@ -688,7 +696,8 @@ class Proxy:
         delivered = [0]  # characters of content/arguments sent to the client
         last: list[dict[str, Any] | None] = [None]
         decision, cache_key, ttl = cache_plan
-        keep: list[dict[str, Any]] | None = [] if decision is not None and decision.store else None
+        collect = (decision is not None and decision.store) or call.body is not None
+        keep: list[dict[str, Any]] | None = [] if collect else None
         kept = [0]
         status, error_class, finished = 200, None, False
         from app.metrics import IN_FLIGHT
@@ -732,6 +741,8 @@ class Proxy:
                 if assembled is not None:
                     assembled["usage"] = usage.as_openai()
                     self._cache_put(call, decision, cache_key, ttl, assembled)
+                    if call.body is not None:
+                        call.response_body = assembled
             if wants_usage:
                 yield b"data: " + dumps(self._usage_chunk(last[0], route, usage)) + b"\n\n"
             yield b"data: [DONE]\n\n"

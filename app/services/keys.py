@@ -19,7 +19,7 @@ DEFAULT_SCOPES = ["chat", "embeddings", "models"]
 LIMIT_FIELDS = ("rpm", "rph", "rpd", "tpm", "tpd", "concurrency")
 PERIODS = ("day", "week", "month", "total")
 FIELDS = ("name", "owner", "scopes", "allowed_models", "expires_at", "enabled", "limits",
-          "budget", "allowed_ips", "tags", "sensitivity")
+          "budget", "allowed_ips", "tags", "sensitivity", "log_bodies")
 
 
 def hash_key(raw: str) -> str:
@@ -63,7 +63,7 @@ def to_dict(k: GatewayKey) -> dict[str, Any]:
         "enabled": k.enabled, "status": k.status,
         "limits": {f: (k.limits or {}).get(f) for f in LIMIT_FIELDS},
         "budget": k.budget or None, "allowed_ips": k.allowed_ips or [], "tags": k.tags or {},
-        "sensitivity": k.sensitivity or None,
+        "sensitivity": k.sensitivity or None, "log_bodies": bool(k.log_bodies),
         "created_at": k.created_at.isoformat() + "Z", "created_by": k.created_by,
         "last_used_at": k.last_used_at.isoformat() + "Z" if k.last_used_at else None,
         "revoked_at": k.revoked_at.isoformat() + "Z" if k.revoked_at else None,
@@ -141,6 +141,8 @@ def _apply(k: GatewayKey, data: dict, creating: bool) -> None:
         k.allowed_ips = _ips(data)
     if creating or "tags" in data:
         k.tags = _tags(data)
+    if creating or "log_bodies" in data:
+        k.log_bodies = v.boolean(data, "log_bodies", False)
     if creating or "sensitivity" in data:
         raw = data.get("sensitivity")
         if raw in (None, {}):

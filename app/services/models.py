@@ -17,7 +17,7 @@ from app.services.keys import limits_from
 FIELDS = ("provider_id", "model_id", "name", "kind", "supports_streaming", "supports_tools",
           "supports_vision", "supports_json", "context_window", "max_output_tokens",
           "input_price_per_mtok", "output_price_per_mtok", "cached_input_price_per_mtok",
-          "priority", "weight", "enabled", "deprecated", "limits")
+          "priority", "weight", "enabled", "deprecated", "limits", "log_bodies")
 
 
 def get(model_pk: int) -> Model:
@@ -58,6 +58,7 @@ def to_dict(m: Model) -> dict[str, Any]:
         "output_price_per_mtok": _price(m.output_price_per_mtok),
         "cached_input_price_per_mtok": _price(m.cached_input_price_per_mtok),
         "priority": m.priority, "weight": m.weight, "limits": m.limits or None,
+        "log_bodies": bool(m.log_bodies),
         "enabled": m.enabled, "deprecated": m.deprecated,
         "created_at": m.created_at.isoformat() + "Z", "updated_at": m.updated_at.isoformat() + "Z",
     }
@@ -102,6 +103,8 @@ def _apply(m: Model, data: dict, creating: bool) -> None:
                                                   hi=Decimal(100000))
     if creating or "limits" in data:
         m.limits = limits_from(data) or None
+    if creating or "log_bodies" in data:
+        m.log_bodies = v.boolean(data, "log_bodies", False)
     if creating or "priority" in data:
         m.priority = v.integer(data, "priority", lo=-1000, hi=1000, default=0)
     if creating or "weight" in data:

@@ -47,6 +47,7 @@ class KeyInfo:
     allowed_ips: tuple[Any, ...]
     tags: dict[str, Any]
     sensitivity: dict[str, Any] | None = None
+    log_bodies: bool = False
 
     def active(self, now: datetime) -> bool:
         return self.usable and (self.expires_at is None or self.expires_at > now)
@@ -94,6 +95,7 @@ class Route:
     trust_level: str = "public"
     context_window: int | None = None
     capabilities: frozenset[str] = frozenset()
+    log_bodies: bool = False
 
     def cost(self, prompt: int, completion: int, cached: int = 0) -> Decimal:
         """Exact cost in USD: cached input tokens at the cached price when the model has one."""
@@ -132,7 +134,7 @@ def key_info(k: GatewayKey) -> KeyInfo:
         allowed_models=tuple(k.allowed_models or []), expires_at=k.expires_at,
         usable=bool(k.enabled) and k.revoked_at is None, limits=dict(k.limits or {}),
         budget=dict(k.budget or {}), allowed_ips=tuple(nets), tags=dict(k.tags or {}),
-        sensitivity=dict(k.sensitivity) if k.sensitivity else None)
+        sensitivity=dict(k.sensitivity) if k.sensitivity else None, log_bodies=bool(k.log_bodies))
 
 
 def _build(version: int) -> Snapshot:
@@ -174,7 +176,7 @@ def _build(version: int) -> Snapshot:
             priority=model.priority, weight=model.weight,
             max_output_tokens=model.max_output_tokens, model_limits=model.limits or None,
             provider_limits=provider.limits or None, trust_level=provider.trust_level,
-            context_window=model.context_window,
+            context_window=model.context_window, log_bodies=bool(model.log_bodies),
             capabilities=frozenset(c for c, on in (("streaming", model.supports_streaming),
                                                    ("tools", model.supports_tools),
                                                    ("vision", model.supports_vision),

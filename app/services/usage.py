@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from app.extensions import db
-from app.models import GatewayKey, UsageRecord, utcnow
+from app.models import GatewayKey, UsageBody, UsageRecord, utcnow
 from app.services import rollups
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,14 @@ class UsageWriter:
     @staticmethod
     def _write(batch: list[dict[str, Any]]) -> None:
         try:
+            bodies = [(row.get("request_id"), row.get("created_at"), row.pop("_body"))
+                      for row in batch if "_body" in row]
             db.session.execute(db.insert(UsageRecord), batch)
             rollups.apply(batch)
+            if bodies:
+                db.session.execute(db.insert(UsageBody), [
+                    {"request_id": rid or "", "created_at": at, **redact_body(body)}
+                    for rid, at, body in bodies])
             last_used: dict[int, datetime] = {}
             for row in batch:
                 kid = row.get("key_id")
@@ -113,6 +119,27 @@ class UsageWriter:
             raise
         finally:
             db.session.remove()
+
+
+def redact_body(body: dict[str, Any]) -> dict[str, Any]:
+    """Mask secrets and personal data in logged bodies before they are stored."""
+    from app.inspect import Inspector
+    inspector = Inspector()
+    request = dict(body.get("request") or {})
+    if isinstance(request.get("messages"), list):
+        request["messages"], _ = inspector.redact_messages(request["messages"])
+    response = body.get("response")
+    if isinstance(response, dict):
+        response = dict(response)
+        choices = []
+        for ch in response.get("choices") or []:
+            msg = dict((ch or {}).get("message") or {})
+            if msg:
+                redacted, _ = inspector.redact_messages([msg])
+                ch = {**ch, "message": redacted[0]}
+            choices.append(ch)
+        response["choices"] = choices
+    return {"request": request, "response": response}
 
 
 def writer() -> UsageWriter:

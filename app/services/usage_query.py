@@ -256,6 +256,21 @@ def export(f: dict[str, Any], fmt: str) -> Iterator[str]:
             yield buf.getvalue()
 
 
+def prune_bodies(older_than_days: int, batch: int = 2000) -> int:
+    """Delete logged bodies past their own (shorter) retention, in bounded batches."""
+    from app.models import UsageBody
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    deleted = 0
+    while True:
+        ids = list(db.session.scalars(db.select(UsageBody.id).where(UsageBody.created_at < cutoff)
+                                      .order_by(UsageBody.id).limit(batch)))
+        if not ids:
+            return deleted
+        db.session.execute(db.delete(UsageBody).where(UsageBody.id.in_(ids)))
+        db.session.commit()
+        deleted += len(ids)
+
+
 def prune(older_than_days: int, batch: int = 5000, max_batches: int | None = None) -> int:
     """Delete raw records older than the cutoff in bounded batches (rollups keep the history).
 
