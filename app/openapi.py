@@ -611,7 +611,94 @@ def _schemas() -> dict[str, Any]:
                               "cached_input_price_per_mtok"]},
         "description": "Built-in list price in USD per million tokens."}
 
+    s.update(_usage_schemas())
     s.update(_openai_schemas())
+    return s
+
+
+def _usage_schemas() -> dict[str, Any]:
+    from app.services.usage_query import GROUPS
+    s: dict[str, Any] = {}
+    opt_num = {"type": ["number", "null"]}
+    s["UsageMetrics"] = _obj({
+        "requests": {"type": "integer", "minimum": 0}, "errors": {"type": "integer", "minimum": 0},
+        "error_rate": {"type": "number", "minimum": 0},
+        "prompt_tokens": {"type": "integer", "minimum": 0},
+        "completion_tokens": {"type": "integer", "minimum": 0},
+        "cost_usd": {"type": "number"}, "cache_hit_rate": {"type": "number", "minimum": 0},
+        "latency_avg_ms": opt_num, "latency_p50_ms": opt_num, "latency_p95_ms": opt_num,
+        "ttfb_p50_ms": opt_num, "ttfb_p95_ms": opt_num},
+        ["requests", "errors", "error_rate", "prompt_tokens", "completion_tokens", "cost_usd",
+         "cache_hit_rate", "latency_avg_ms", "latency_p50_ms", "latency_p95_ms", "ttfb_p50_ms",
+         "ttfb_p95_ms"], "Totals of a window; percentiles are estimated from histograms.", False)
+    changed = ("requests", "prompt_tokens", "completion_tokens", "cost_usd", "error_rate",
+               "latency_p50_ms")
+    s["UsageSummary"] = _obj({
+        "current": _ref("UsageMetrics"),
+        "previous": {**_ref("UsageMetrics"), "description": "The period of the same length "
+                                                            "just before."},
+        "change": _obj({k: opt_num for k in changed}, list(changed),
+                       "Relative change against the previous period (null: no base).", False)},
+        ["current", "previous", "change"], additional=False)
+    s["UsageTimeseries"] = _obj({
+        "buckets": {"type": "array", "items": iso_out(), "description": "Bucket start times."},
+        "step_s": {"type": "integer", "description": "Seconds per bucket."},
+        "group_by": {"type": ["string", "null"], "enum": [*GROUPS, None]},
+        "series": {"type": "object", "additionalProperties": {
+            "type": "array", "items": _ref("UsageMetrics")},
+            "description": "Per group (the 8 largest by requests, the rest as `other`; a single "
+                           "series named \"\" when not grouped): one entry per bucket."}},
+        ["buckets", "step_s", "group_by", "series"], additional=False)
+    row = copy.deepcopy(s["UsageMetrics"])
+    row["properties"] = {"name": {"type": "string", "description": "Label (\"(none)\" for "
+                                                                   "no value)."},
+                         "id": {"type": ["string", "integer", "null"],
+                                "description": "The grouped value (model name, provider id, "
+                                               "key id or owner)."},
+                         **row["properties"]}
+    row["required"] = ["name", "id", *row["required"]]
+    row["description"] = "One group's totals."
+    s["UsageBreakdownRow"] = row
+    s["UsageBreakdown"] = _obj({"object": {"const": "list"}, "by": enum(GROUPS),
+                                "data": {"type": "array", "items": _ref("UsageBreakdownRow")}},
+                               ["object", "by", "data"], additional=False)
+    s["RequestRecord"] = _obj({
+        "id": {"type": "integer"}, "request_id": {"type": ["string", "null"]},
+        "created_at": iso_out(), "endpoint": {"type": "string"},
+        "key_id": {"type": ["integer", "null"]}, "owner": {"type": ["string", "null"]},
+        "model": {"type": ["string", "null"]}, "model_id": {"type": ["integer", "null"]},
+        "provider_id": {"type": ["integer", "null"]}, "status": {"type": "integer"},
+        "error_class": {"type": ["string", "null"]},
+        "prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"},
+        "cached_tokens": {"type": "integer"}, "tokens_estimated": {"type": "boolean"},
+        "cost_usd": {"type": "string", "description": "Decimal string (USD)."},
+        "latency_ms": opt_num, "ttfb_ms": opt_num, "cache_hit": {"type": "boolean"},
+        "stream": {"type": "boolean"}, "attempts": {"type": ["string", "null"]},
+        "detectors": {"type": ["string", "null"]}, "details": {"type": ["object", "null"]}},
+        ["id", "request_id", "created_at", "endpoint", "key_id", "owner", "model", "model_id",
+         "provider_id", "status", "error_class", "prompt_tokens", "completion_tokens",
+         "cached_tokens", "tokens_estimated", "cost_usd", "latency_ms", "ttfb_ms", "cache_hit",
+         "stream", "attempts", "detectors", "details"], "One proxied request.")
+    s["RequestRecordDetail"] = {"allOf": [_ref("RequestRecord")], "type": "object",
+                                "required": ["body"], "properties": {"body": {"anyOf": [
+                                    _obj({"request": {"type": ["object", "null"]},
+                                          "response": {"type": ["object", "null"]}},
+                                         ["request", "response"], additional=False),
+                                    {"type": "null"}],
+                                    "description": "Logged bodies (keys/models with "
+                                                   "log_bodies), else null."}}}
+    s["RequestPage"] = _obj({"object": {"const": "list"}, "page": {"type": "integer"},
+                             "has_more": {"type": "boolean"},
+                             "data": {"type": "array", "items": _ref("RequestRecord")}},
+                            ["object", "page", "has_more", "data"], additional=False)
+    s["AuditEntry"] = _obj({
+        "id": {"type": "integer"}, "at": iso_out(), "actor": {"type": "string"},
+        "action": {"type": "string"}, "entity_type": {"type": "string"},
+        "entity_id": {"type": ["integer", "null"]}, "entity_name": {"type": ["string", "null"]},
+        "diff": {"type": ["object", "null"]}, "ip": {"type": ["string", "null"]}},
+        ["id", "at", "actor", "action", "entity_type", "entity_id", "entity_name", "diff", "ip"],
+        additional=False)
+    s["AuditList"] = _list_of("AuditEntry", "Newest first.")
     return s
 
 
@@ -745,12 +832,13 @@ def _openai_schemas() -> dict[str, Any]:
         ["object", "model", "choices"])
     s["ChatCompletionEvent"] = _obj({
         "event": {"type": "string", "const": "message"},
-        "data": {"type": "string",
-                 "description": "A chat.completion.chunk as JSON; an error object "
-                                "({\"error\": {...}}, then the stream ends) when the upstream "
-                                "fails after the first byte; or the literal [DONE] at the end.",
-                 "contentMediaType": JSON,
-                 "contentSchema": {"anyOf": [_ref("ChatCompletionChunk"), _ref("Error")]}}},
+        "data": {"anyOf": [
+            {"type": "string", "contentMediaType": JSON,
+             "contentSchema": {"anyOf": [_ref("ChatCompletionChunk"), _ref("Error")]}},
+            {"const": "[DONE]", "description": "The last event of a complete stream."}],
+            "description": "A chat.completion.chunk as JSON; an error object "
+                           "({\"error\": {...}}, then the stream ends) when the upstream "
+                           "fails after the first byte; or the literal [DONE] at the end."}},
         ["data"], "One server-sent event (`data: ...` followed by a blank line).")
     s["EmbeddingsRequest"] = _obj({
         "model": {"type": "string", "pattern": NON_BLANK},
@@ -1083,6 +1171,100 @@ def _paths() -> dict[str, Any]:
                  "description": "An upstream model id (prefixes like us.anthropic. and org/ "
                                 "are ignored)."}])}
 
+    # usage analytics, request log, audit
+    from app.services.usage_query import GROUPS, LOG_SORTS, RANGES
+
+    def q(name, schema, description, **kw):
+        return {"name": name, "in": "query", "required": False, "schema": schema,
+                "description": description, **kw}
+
+    def ignored(canonical: dict, what: str = "Any other value is ignored.") -> dict:
+        return {"anyOf": [canonical, {"type": "string", "description": what}]}
+
+    when = [
+        q("range", ignored(enum(RANGES, default="24h"), "Any other value: 422, unless start/end "
+                           "are given."), "A window ending now (default 24h)."),
+        q("start", {"anyOf": [{"type": "string", "format": "date-time"},
+                              {"type": "string", "format": "date"}, {"const": ""}]},
+          "Custom window start (ISO 8601, UTC when no offset); replaces range. 422 when "
+          "unparsable, missing while end is given, or not before end."),
+        q("end", {"anyOf": [{"type": "string", "format": "date-time"},
+                            {"type": "string", "format": "date"}, {"const": ""}]},
+          "Custom window end (default now); needs start."),
+    ]
+    roll_filters = [
+        q("model", {"type": "string"}, "Only this public model name."),
+        q("provider_id", {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+          "Only this provider ('' or 0: no filter)."),
+        q("key_id", {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+          "Only this key ('' or 0: no filter)."),
+        q("owner", {"type": "string"}, "Only keys of this owner (team)."),
+    ]
+    bool_q = {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": BOOL_STRING}]}
+    log_filters = [
+        q("start", {"anyOf": [{"type": "string", "format": "date-time"},
+                              {"type": "string", "format": "date"}, {"const": ""}]},
+          "Records at or after (ISO 8601); unparsable: 422."),
+        q("end", {"anyOf": [{"type": "string", "format": "date-time"},
+                            {"type": "string", "format": "date"}, {"const": ""}]},
+          "Records before (ISO 8601); unparsable: 422."),
+        q("key_id", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "Only this key."),
+        q("provider_id", {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+          "Only this provider."),
+        q("status", {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+          "Only this HTTP status."),
+        q("model", {"type": "string"}, "Only this public model name."),
+        q("error_class", {"type": "string"}, "Only this error class (e.g. rate_limited)."),
+        q("outcome", ignored(enum(("ok", "error"))), "ok: status < 400; error: >= 400."),
+        q("cache", bool_q, "Only cache hits (true) or misses (false)."),
+        q("stream", bool_q, "Only streamed (true) or non-streamed (false) requests."),
+    ]
+    p[f"{A}/usage/summary"] = {"get": _admin(
+        "getUsageSummary", "Usage totals of a window, with the change against the one before",
+        "Usage", ok("UsageSummary"), errors=("422",), params=when + roll_filters)}
+    p[f"{A}/usage/timeseries"] = {"get": _admin(
+        "getUsageTimeseries", "Usage per time bucket", "Usage", ok("UsageTimeseries"),
+        errors=("422",), params=when + roll_filters + [
+            q("group_by", {"anyOf": [enum(GROUPS), {"const": ""}]},
+              "One series per model, provider, key or owner (\"\": a single series).")])}
+    p[f"{A}/usage/breakdown"] = {"get": _admin(
+        "getUsageBreakdown", "Usage per model, provider, key or owner", "Usage",
+        ok("UsageBreakdown"), errors=("422",), params=when + roll_filters + [
+            q("by", enum(GROUPS, default="model"), "Grouping (default model).")])}
+    p[f"{A}/requests"] = {"get": _admin(
+        "listRequests", "The request log", "Usage", ok("RequestPage"), errors=("422",),
+        params=log_filters + [
+            q("sort", enum(LOG_SORTS, default="time"), "Sort column."),
+            q("order", ignored(enum(("asc", "desc"), default="desc"),
+                               "Anything but asc: descending."), "Sort order."),
+            q("page", ignored({"type": "integer", "default": 1},
+                              "Not an integer: 1."), "Page (clamped to 1..10000)."),
+            q("per_page", ignored({"type": "integer", "default": 50}, "Not an integer: 50."),
+              "Rows per page (clamped to 1..500).")])}
+    p[f"{A}/requests/export"] = {"get": {**_admin(
+        "exportRequests", "Export the request log", "Usage",
+        {"200": {"description": "The records, oldest first, streamed (CSV with a header row, or "
+                                "one JSON object per line without `details`).",
+                 "headers": _headers(),
+                 "content": {"text/csv": {"schema": {"type": "string"}},
+                             "application/x-ndjson": {"schema": {"type": "string"}}}}},
+        errors=("422",), params=log_filters + [
+            q("format", enum(("csv", "jsonl"), default="csv"), "csv or jsonl.")])}}
+    p[f"{A}/requests/{{record_id}}"] = {"get": _admin(
+        "getRequest", "One request of the log, with its logged bodies", "Usage",
+        ok("RequestRecordDetail"), errors=("404",),
+        params=[_id_param("record_id", "request record")])}
+    p[f"{A}/audit"] = {"get": _admin(
+        "listAudit", "The audit log of configuration changes", "Usage", ok("AuditList"),
+        params=[q("actor", {"type": "string"}, "Only this actor (e.g. key:gw-abc…, master-key)."),
+                q("action", {"type": "string"}, "Only this action (create, update, delete, ...)."),
+                q("entity_type", {"type": "string"}, "Only this entity type (provider, model, "
+                                                     "key, team, group, settings, ...)."),
+                q("limit", ignored({"type": "integer", "default": 100}, "Not an integer: 100."),
+                  "At most this many entries (clamped to 1..1000)."),
+                q("before", ignored({"type": "integer"}, "Not an integer (or 0): no bound."),
+                  "Only entries with a smaller id (paging).")])}
+
     p["/api/openapi.json"] = {"get": {
         "operationId": "getOpenAPIDocument", "tags": ["Meta"], "security": [],
         "summary": "This document",
@@ -1108,7 +1290,8 @@ def _document() -> dict[str, Any]:
             {"name": "OpenAI-compatible", "description": "/v1: use any OpenAI SDK with a "
                                                          "gateway key as its API key."},
             {"name": "Providers"}, {"name": "Models"}, {"name": "Keys"}, {"name": "Teams"},
-            {"name": "Routing"}, {"name": "Settings"}, {"name": "Cache"}, {"name": "Meta"},
+            {"name": "Routing"}, {"name": "Settings"}, {"name": "Cache"}, {"name": "Usage"},
+            {"name": "Meta"},
         ],
         "paths": _paths(),
         "components": {

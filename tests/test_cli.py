@@ -81,3 +81,14 @@ def test_set_setting(app):
     assert settings.current()["cache"]["enabled"] is False
     r = app.test_cli_runner().invoke(args=["set-setting", "sensitivity.action", "explode"])
     assert r.exit_code == 1 and "action must be one of" in r.output
+
+
+def test_seed_usage_builds_consistent_rollups(app):
+    from app.models import UsageRecord, UsageRollup
+    r = app.test_cli_runner().invoke(args=["seed-usage", "--rows", "3000", "--days", "2"])
+    assert r.exit_code == 0 and "inserted 3,000" in r.output
+    raw = db.session.execute(db.select(db.func.count(UsageRecord.id), db.func.sum(UsageRecord.prompt_tokens))).one()
+    for dim in ("model", "provider", "key", "owner"):
+        rolled = db.session.execute(db.select(db.func.sum(UsageRollup.requests), db.func.sum(UsageRollup.prompt_tokens))
+                                    .where(UsageRollup.dim == dim)).one()
+        assert tuple(rolled) == tuple(raw), dim

@@ -6,7 +6,7 @@ def test_healthz_and_readyz(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200 and r.get_json()["status"] == "ready"
-    assert r.get_json()["migrations"]["head"] == ["0005"]
+    assert r.get_json()["migrations"]["head"] == ["0004"]
 
 
 def test_readyz_reports_an_unmigrated_db(app_factory, tmp_path):

@@ -14,27 +14,29 @@ HIST = [f"lat_h{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1)]
 TTFB_HIST = [f"ttfb_h{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1)]
 
 
-class UsageRollup(db.Model):
-    """5-minute aggregates of usage_records, maintained by the usage writer.
+DIMENSIONS = ("model", "provider", "key", "owner")
 
-    Dashboards read these instead of scanning raw rows, so a 30-day chart reads at most a few
-    hundred thousand rows however many calls there were. Dimensions use 0 / "" instead of NULL
-    so the unique key works as an upsert target on SQLite and PostgreSQL alike.
+
+class UsageRollup(db.Model):
+    """5-minute aggregates of usage_records, one family per dimension, kept by the usage writer.
+
+    Each call adds to four rows of its bucket: (model, its name), (provider, its id), (key, its
+    id), (owner, its name). A dashboard reads one family (totals read the "model" family), so a
+    30-day chart reads buckets x distinct values of one dimension, however many calls there
+    were; combining filters on two dimensions falls back to the raw table. Values are strings
+    ("" for none) so the unique key is an upsert target on SQLite and PostgreSQL alike.
     """
 
     __tablename__ = "usage_rollups"
     __table_args__ = (
-        UniqueConstraint("bucket", "key_id", "model_name", "provider_id", "owner", "endpoint",
-                         name="uq_usage_rollups_dims"),
-        Index("ix_rollups_bucket", "bucket"),
+        UniqueConstraint("dim", "bucket", "value", "endpoint", name="uq_usage_rollups_dims"),
+        Index("ix_rollups_dim_value_bucket", "dim", "value", "bucket"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    dim: Mapped[str] = mapped_column(String(16))
     bucket: Mapped[datetime]
-    key_id: Mapped[int] = mapped_column(default=0)
-    model_name: Mapped[str] = mapped_column(String(200), default="")
-    provider_id: Mapped[int] = mapped_column(default=0)
-    owner: Mapped[str] = mapped_column(String(120), default="")
+    value: Mapped[str] = mapped_column(String(200), default="")
     endpoint: Mapped[str] = mapped_column(String(32), default="chat")
     requests: Mapped[int] = mapped_column(default=0)
     errors: Mapped[int] = mapped_column(default=0)

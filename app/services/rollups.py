@@ -1,7 +1,7 @@
 """Maintain usage_rollups (5-minute aggregates) from batches of usage records.
 
 Called by the usage writer in the same transaction as the raw insert, so raw rows and
-aggregates never disagree. One upsert per (bucket, key, model, provider, owner, endpoint) per
+aggregates never disagree. One upsert per (dimension, bucket, value, endpoint) per
 batch: INSERT ... ON CONFLICT DO UPDATE adding the increments (SQLite >= 3.24 and PostgreSQL).
 """
 from __future__ import annotations
@@ -29,36 +29,46 @@ def hist_index(ms: float) -> int:
     return bisect_left(LATENCY_BOUNDS_MS, ms)
 
 
+def dimension_values(r: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return (("model", r.get("model_name") or ""), ("provider", str(r.get("provider_id") or "")),
+            ("key", str(r.get("key_id") or "")), ("owner", r.get("owner") or ""))
+
+
 def increments(rows: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
-    out: dict[tuple, dict[str, Any]] = {}
+    """{(dim, bucket, value, endpoint): increments}; each row counts once in each family."""
+    per_row: dict[tuple, dict[str, Any]] = {}
     for r in rows:
-        dims = (bucket_of(r["created_at"]), r.get("key_id") or 0, r.get("model_name") or "",
-                r.get("provider_id") or 0, r.get("owner") or "", r.get("endpoint") or "chat")
-        inc = out.get(dims)
-        if inc is None:
-            inc = out[dims] = {name: 0 for name in SUMS}
-            inc["cost_usd"] = Decimal(0)
-            inc["latency_ms_sum"] = inc["ttfb_ms_sum"] = 0.0
-        inc["requests"] += 1
-        if (r.get("status_code") or 200) >= 400:
-            inc["errors"] += 1
-        if r.get("cache_hit"):
-            inc["cache_hits"] += 1
-        if r.get("stream"):
-            inc["streams"] += 1
-        inc["prompt_tokens"] += r.get("prompt_tokens") or 0
-        inc["completion_tokens"] += r.get("completion_tokens") or 0
-        inc["cost_usd"] += Decimal(r.get("cost_usd") or 0)
-        latency = r.get("latency_ms")
-        if latency is not None:
-            inc["latency_ms_sum"] += latency
-            inc[HIST[hist_index(latency)]] += 1
-        ttfb = r.get("ttfb_ms")
-        if ttfb is not None:
-            inc["ttfb_ms_sum"] += ttfb
-            inc["ttfb_count"] += 1
-            inc[TTFB_HIST[hist_index(ttfb)]] += 1
-    return out
+        bucket, endpoint = bucket_of(r["created_at"]), r.get("endpoint") or "chat"
+        for dim, value in dimension_values(r):
+            _add(per_row, (dim, bucket, value, endpoint), r)
+    return per_row
+
+
+def _add(out: dict[tuple, dict[str, Any]], dims: tuple, r: dict[str, Any]) -> None:
+    inc = out.get(dims)
+    if inc is None:
+        inc = out[dims] = {name: 0 for name in SUMS}
+        inc["cost_usd"] = Decimal(0)
+        inc["latency_ms_sum"] = inc["ttfb_ms_sum"] = 0.0
+    inc["requests"] += 1
+    if (r.get("status_code") or 200) >= 400:
+        inc["errors"] += 1
+    if r.get("cache_hit"):
+        inc["cache_hits"] += 1
+    if r.get("stream"):
+        inc["streams"] += 1
+    inc["prompt_tokens"] += r.get("prompt_tokens") or 0
+    inc["completion_tokens"] += r.get("completion_tokens") or 0
+    inc["cost_usd"] += Decimal(r.get("cost_usd") or 0)
+    latency = r.get("latency_ms")
+    if latency is not None:
+        inc["latency_ms_sum"] += latency
+        inc[HIST[hist_index(latency)]] += 1
+    ttfb = r.get("ttfb_ms")
+    if ttfb is not None:
+        inc["ttfb_ms_sum"] += ttfb
+        inc["ttfb_count"] += 1
+        inc[TTFB_HIST[hist_index(ttfb)]] += 1
 
 
 def apply(rows: list[dict[str, Any]]) -> int:
@@ -72,11 +82,11 @@ def apply(rows: list[dict[str, Any]]) -> int:
     else:
         from sqlalchemy.dialects.sqlite import insert
     table = UsageRollup.__table__
-    values = [{"bucket": d[0], "key_id": d[1], "model_name": d[2], "provider_id": d[3],
-               "owner": d[4], "endpoint": d[5], **inc} for d, inc in incs.items()]
+    values = [{"dim": d[0], "bucket": d[1], "value": d[2], "endpoint": d[3], **inc}
+              for d, inc in incs.items()]
     stmt = insert(table)
     stmt = stmt.on_conflict_do_update(
-        index_elements=["bucket", "key_id", "model_name", "provider_id", "owner", "endpoint"],
+        index_elements=["dim", "bucket", "value", "endpoint"],
         set_={name: table.c[name] + stmt.excluded[name] for name in SUMS})
     db.session.execute(stmt, values)
     return len(values)

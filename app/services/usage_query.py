@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Iterator
 
-from sqlalchemy import Integer, cast, func, literal_column
+from sqlalchemy import Integer, and_, case, cast, func, literal_column
 
 from app.extensions import db
 from app.models import GatewayKey, Provider, UsageRecord, UsageRollup, utcnow
@@ -20,8 +20,7 @@ from app.services.errors import ValidationFailed
 
 RANGES = {"1h": (timedelta(hours=1), 300), "24h": (timedelta(hours=24), 3600),
           "7d": (timedelta(days=7), 6 * 3600), "30d": (timedelta(days=30), 86400)}
-GROUPS = {"model": UsageRollup.model_name, "provider": UsageRollup.provider_id,
-          "key": UsageRollup.key_id, "owner": UsageRollup.owner}
+GROUPS = ("model", "provider", "key", "owner")
 SUMMED = ("requests", "errors", "cache_hits", "streams", "prompt_tokens", "completion_tokens",
           "cost_usd", "latency_ms_sum", "ttfb_ms_sum", "ttfb_count", *HIST, *TTFB_HIST)
 
@@ -62,17 +61,74 @@ def _epoch(col):
     return cast(func.strftime("%s", col), Integer)
 
 
-def _filtered(stmt, w: Window, filters: dict[str, Any]):
-    stmt = stmt.where(UsageRollup.bucket >= w.start - timedelta(seconds=299), UsageRollup.bucket < w.end)
-    if filters.get("model"):
-        stmt = stmt.where(UsageRollup.model_name == filters["model"])
-    if filters.get("provider_id"):
-        stmt = stmt.where(UsageRollup.provider_id == int(filters["provider_id"]))
-    if filters.get("key_id"):
-        stmt = stmt.where(UsageRollup.key_id == int(filters["key_id"]))
-    if filters.get("owner"):
-        stmt = stmt.where(UsageRollup.owner == filters["owner"])
-    return stmt
+RAW_DIMS = {"model": UsageRecord.model_name, "provider": UsageRecord.provider_id,
+            "key": UsageRecord.key_id, "owner": UsageRecord.owner}
+FILTER_DIMS = {"model": "model", "provider_id": "provider", "key_id": "key", "owner": "owner"}
+
+
+@dataclass
+class Source:
+    """Where an aggregate is read: one rollup family, or the raw records for combined filters."""
+
+    rollup: bool
+    dim: str | None  # rollup family, or the raw column to group by
+    filters: dict[str, Any]
+
+    @property
+    def bucket_col(self):
+        return UsageRollup.bucket if self.rollup else UsageRecord.created_at
+
+    def group_col(self, group_by: str):
+        return UsageRollup.value if self.rollup else RAW_DIMS[group_by]
+
+    def columns(self):
+        if self.rollup:
+            return [func.coalesce(func.sum(getattr(UsageRollup, n)), 0).label(n) for n in SUMMED]
+        r = UsageRecord
+        lat, ttfb = r.latency_ms, r.ttfb_ms
+        cols = [func.count(r.id).label("requests"),
+                func.coalesce(func.sum(case((r.status_code >= 400, 1), else_=0)), 0).label("errors"),
+                func.coalesce(func.sum(case((r.cache_hit.is_(True), 1), else_=0)), 0).label("cache_hits"),
+                func.coalesce(func.sum(case((r.stream.is_(True), 1), else_=0)), 0).label("streams"),
+                func.coalesce(func.sum(r.prompt_tokens), 0).label("prompt_tokens"),
+                func.coalesce(func.sum(r.completion_tokens), 0).label("completion_tokens"),
+                func.coalesce(func.sum(r.cost_usd), 0).label("cost_usd"),
+                func.coalesce(func.sum(lat), 0).label("latency_ms_sum"),
+                func.coalesce(func.sum(ttfb), 0).label("ttfb_ms_sum"),
+                func.count(ttfb).label("ttfb_count")]
+        for col, names in ((lat, HIST), (ttfb, TTFB_HIST)):
+            lo = None
+            for i, name in enumerate(names):
+                hi = LATENCY_BOUNDS_MS[i] if i < len(LATENCY_BOUNDS_MS) else None
+                conds = [col.is_not(None)] + ([col > lo] if lo is not None else []) + \
+                    ([col <= hi] if hi is not None else [])
+                cols.append(func.coalesce(func.sum(case((and_(*conds), 1), else_=0)), 0).label(name))
+                lo = hi
+        return cols
+
+    def where(self, stmt, w: Window):
+        if self.rollup:
+            stmt = stmt.where(UsageRollup.dim == self.dim,
+                              UsageRollup.bucket >= w.start - timedelta(seconds=299),
+                              UsageRollup.bucket < w.end)
+            for name, value in self.filters.items():
+                stmt = stmt.where(UsageRollup.value == str(value))
+            return stmt
+        stmt = stmt.where(UsageRecord.created_at >= w.start, UsageRecord.created_at < w.end)
+        for name, value in self.filters.items():
+            col = RAW_DIMS[FILTER_DIMS[name]]
+            stmt = stmt.where(col == (int(value) if name in ("provider_id", "key_id") else value))
+        return stmt
+
+
+def source(group_by: str | None, filters: dict[str, Any]) -> Source:
+    filters = {k: v_ for k, v_ in filters.items() if k in FILTER_DIMS and v_ not in (None, "")}
+    dims = {FILTER_DIMS[k] for k in filters}
+    if not filters:
+        return Source(True, group_by or "model", {})
+    if len(filters) == 1 and (group_by is None or group_by in dims):
+        return Source(True, dims.pop(), filters)
+    return Source(False, group_by, filters)
 
 
 def percentile(hist: list[int], p: float) -> float | None:
@@ -96,7 +152,7 @@ def _metrics(row: dict[str, Any]) -> dict[str, Any]:
         "requests": req, "errors": row["errors"] or 0,
         "error_rate": round((row["errors"] or 0) / req, 4) if req else 0.0,
         "prompt_tokens": row["prompt_tokens"] or 0, "completion_tokens": row["completion_tokens"] or 0,
-        "cost_usd": float(Decimal(row["cost_usd"] or 0)),
+        "cost_usd": float(Decimal(str(row["cost_usd"] or 0))),
         "cache_hit_rate": round((row["cache_hits"] or 0) / req, 4) if req else 0.0,
         "latency_avg_ms": round(row["latency_ms_sum"] / req, 1) if req and row["latency_ms_sum"] else None,
         "latency_p50_ms": percentile([row[h] or 0 for h in HIST], 0.5),
@@ -106,25 +162,25 @@ def _metrics(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _sum_columns():
-    return [func.coalesce(func.sum(getattr(UsageRollup, name)), 0).label(name) for name in SUMMED]
-
-
 def labels(group_by: str | None, ids: set) -> dict:
+    """Display names for provider/key ids (rollup values are strings, raw ones ints)."""
+    ints = {int(x) for x in ids if str(x).isdigit()}
     if group_by == "provider":
-        return {pid: name for pid, name in db.session.execute(
-            db.select(Provider.id, Provider.name).where(Provider.id.in_(ids)))} | {0: "(none)"}
-    if group_by == "key":
-        return {kid: f"{name} ({prefix}…)" for kid, name, prefix in db.session.execute(
-            db.select(GatewayKey.id, GatewayKey.name, GatewayKey.prefix).where(GatewayKey.id.in_(ids)))}
-    return {}
+        names = {pid: name for pid, name in db.session.execute(
+            db.select(Provider.id, Provider.name).where(Provider.id.in_(ints)))}
+    elif group_by == "key":
+        names = {kid: f"{name} ({prefix}…)" for kid, name, prefix in db.session.execute(
+            db.select(GatewayKey.id, GatewayKey.name, GatewayKey.prefix).where(GatewayKey.id.in_(ints)))}
+    else:
+        return {}
+    return {x: names.get(int(x), f"#{x}") if str(x).isdigit() else "(none)" for x in ids}
 
 
 def totals(w: Window, filters: dict[str, Any] | None = None) -> dict[str, Any]:
     """The range's totals and the change against the previous period of the same length."""
-    filters = filters or {}
-    current = db.session.execute(_filtered(db.select(*_sum_columns()), w, filters)).mappings().one()
-    prev = db.session.execute(_filtered(db.select(*_sum_columns()), w.previous, filters)).mappings().one()
+    src = source(None, filters or {})
+    current = db.session.execute(src.where(db.select(*src.columns()), w)).mappings().one()
+    prev = db.session.execute(src.where(db.select(*src.columns()), w.previous)).mappings().one()
     now, before = _metrics(dict(current)), _metrics(dict(prev))
     change = {}
     for k in ("requests", "prompt_tokens", "completion_tokens", "cost_usd", "error_rate", "latency_p50_ms"):
@@ -136,40 +192,42 @@ def totals(w: Window, filters: dict[str, Any] | None = None) -> dict[str, Any]:
 def timeseries(w: Window, group_by: str | None = None, filters: dict[str, Any] | None = None,
                top: int = 8) -> dict[str, Any]:
     """Per chart bucket (and per group, the `top` largest by requests, rest as "other")."""
-    filters = filters or {}
     if group_by is not None and group_by not in GROUPS:
         raise ValidationFailed(f"group_by must be one of {', '.join(GROUPS)}", field="group_by")
+    src = source(group_by, filters or {})
     start_epoch = int((w.start - datetime(1970, 1, 1)).total_seconds())
-    b = cast(func.floor((_epoch(UsageRollup.bucket) - start_epoch) * 1.0 / w.step), Integer).label("b")
-    cols = [b] + ([GROUPS[group_by].label("g")] if group_by else [literal_column("''").label("g")])
-    stmt = _filtered(db.select(*cols, *_sum_columns()), w, filters).group_by("b", "g").order_by("b")
+    b = cast(func.floor((_epoch(src.bucket_col) - start_epoch) * 1.0 / w.step), Integer).label("b")
+    g = src.group_col(group_by).label("g") if group_by else literal_column("''").label("g")
+    stmt = src.where(db.select(b, g, *src.columns()), w).group_by("b", "g").order_by("b")
     rows = [dict(r) for r in db.session.execute(stmt).mappings()]
     n = max(1, int((w.end - w.start).total_seconds() // w.step) + 1)
     buckets = [(w.start + timedelta(seconds=i * w.step)).isoformat() + "Z" for i in range(n)]
     by_group: dict[Any, int] = {}
     for r in rows:
         by_group[r["g"]] = by_group.get(r["g"], 0) + r["requests"]
-    keep = set(sorted(by_group, key=lambda g: -by_group[g])[:top])
+    keep = set(sorted(by_group, key=lambda x: -by_group[x])[:top])
     names = labels(group_by, set(by_group))
-    series: dict[str, list] = {}
     acc: dict[tuple[str, int], dict] = {}
     for r in rows:
         idx = max(0, min(n - 1, int(r["b"])))
-        name = str(names.get(r["g"], r["g"])) if r["g"] in keep else "other"
+        name = str(names.get(r["g"], r["g"]) or "(none)") if r["g"] in keep else "other"
         slot = acc.setdefault((name, idx), {k: 0 for k in SUMMED})
         for k in SUMMED:
             slot[k] += r[k] or 0
+    series: dict[str, list] = {}
     for (name, idx), slot in acc.items():
         series.setdefault(name, [None] * n)[idx] = _metrics(slot)
     empty = _metrics({k: 0 for k in SUMMED})
     return {"buckets": buckets, "step_s": w.step, "group_by": group_by,
+            "source": "rollup" if src.rollup else "raw",
             "series": {name: [x or empty for x in values] for name, values in sorted(series.items())}}
 
 
 def breakdown(w: Window, by: str, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     if by not in GROUPS:
         raise ValidationFailed(f"by must be one of {', '.join(GROUPS)}", field="by")
-    stmt = _filtered(db.select(GROUPS[by].label("g"), *_sum_columns()), w, filters or {}).group_by("g")
+    src = source(by, filters or {})
+    stmt = src.where(db.select(src.group_col(by).label("g"), *src.columns()), w).group_by("g")
     rows = [dict(r) for r in db.session.execute(stmt).mappings()]
     names = labels(by, {r["g"] for r in rows})
     out = [{"name": str(names.get(r["g"], r["g"]) or "(none)"), "id": r["g"], **_metrics(r)} for r in rows]

@@ -44,7 +44,7 @@ def data(app):
 def test_rollups_are_maintained_with_the_raw_insert(data):
     assert db.session.scalar(db.select(db.func.count(UsageRecord.id))) == 5
     buckets: dict = {}
-    for r in db.session.scalars(db.select(UsageRollup)):
+    for r in db.session.scalars(db.select(UsageRollup).where(UsageRollup.dim == "model")):
         buckets[r.bucket] = buckets.get(r.bucket, 0) + r.requests
     assert buckets[datetime(2026, 11, 25, 11, 55)] == 2
     assert buckets[datetime(2026, 11, 25, 11, 50)] == 1
@@ -70,6 +70,24 @@ def test_timeseries_buckets_and_groups(data):
     m1 = ts["series"]["m1"]
     assert sum(x["requests"] for x in m1) == 2 and sum(x["errors"] for x in m1) == 1
     assert sum(x["requests"] for x in ts["series"]["m2"]) == 1
+
+
+def test_each_dimension_family_counts_every_call(data):
+    for dim in ("model", "provider", "key", "owner"):
+        total = db.session.scalar(db.select(db.func.sum(UsageRollup.requests)).where(UsageRollup.dim == dim))
+        assert total == 5, dim
+
+
+def test_combined_filters_use_raw_records_and_agree_with_rollups(data):
+    w = uq.window("30d", now=NOW)
+    assert uq.source(None, {"model": "m1", "key_id": 1}).rollup is False
+    assert uq.source("key", {"key_id": 1}).rollup is True
+    raw = uq.totals(w, {"model": "m1", "key_id": "1"})["current"]
+    rolled = uq.totals(w, {"model": "m1"})["current"]
+    for k in ("requests", "errors", "prompt_tokens", "completion_tokens", "cost_usd", "latency_p50_ms"):
+        assert raw[k] == rolled[k], k  # every m1 row has key 1: both paths must agree
+    ts = uq.timeseries(w, group_by="owner", filters={"model": "m1"})
+    assert ts["source"] == "raw" and sum(x["requests"] for x in ts["series"]["research"]) == 1
 
 
 def test_breakdown_by_owner_and_percentiles(data):
@@ -107,7 +125,8 @@ def test_prune_deletes_in_batches_and_keeps_rollups(app):
     assert uq.prune(90, batch=10, max_batches=1) == 10
     assert uq.prune(90, batch=10) == 15
     assert db.session.scalar(db.select(db.func.count(UsageRecord.id))) == 1
-    assert db.session.scalar(db.select(db.func.sum(UsageRollup.requests))) == 26
+    assert db.session.scalar(db.select(db.func.sum(UsageRollup.requests))
+                             .where(UsageRollup.dim == "model")) == 26
 
 
 def test_usage_api(api, data):

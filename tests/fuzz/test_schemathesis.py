@@ -1,0 +1,216 @@
+"""Schemathesis against the WSGI app: >= 10,000 generated requests (valid and invalid) to every
+documented /v1 and /api/admin operation, held to the OpenAPI document.
+
+Every response must: not be a 5xx, carry no Python traceback, use a documented status and
+content type, match the documented schema (JSON bodies and each SSE event), and - for invalid
+requests - be a refusal. Every error body has the {"error": {...}} shape.
+
+Upstream calls go to tests/fuzz/fake_upstream.py. Examples are derandomized (the same run every
+time); set FUZZ_RANDOM=1 for a fresh random run and FUZZ_EXAMPLES=n to change the per-operation
+count (each operation runs n valid and n invalid examples).
+
+Inputs that hit a known app bug (tests/fuzz/known_bugs.py, each with its strict-xfail test) are
+not sent, so this test stays green until a new problem appears.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import Counter, defaultdict
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import errors as hypothesis_errors
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+import schemathesis
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
+                                               response_headers_conformance,
+                                               response_schema_conformance,
+                                               status_code_conformance)
+
+from tests.fuzz.known_bugs import KNOWN_BUGS
+
+pytestmark = pytest.mark.fuzz
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+MIN_REQUESTS = 10_000
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_headers_conformance, response_schema_conformance, negative_data_rejection]
+TRACEBACK = re.compile(rb"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+")
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+CHAT_MODELS = ["mini", "mini", "auto", "gpt-4o-mini-2024", "decoy-model"]
+EMBED_MODELS = ["text-embedding-3-small", "text-embedding-3-small", "mini"]
+
+
+class Run:
+    def __init__(self):
+        self.requests = 0
+        self.by_operation: Counter = Counter()
+        self.statuses: Counter = Counter()
+        self.failures: dict[str, list[str]] = defaultdict(list)
+        self.known: Counter = Counter()
+        self.skipped: list[str] = []
+
+    def fail(self, label: str, message: str) -> None:
+        if len(self.failures[label]) < 3:  # a few examples per operation are enough
+            self.failures[label].append(message[:3000])
+        else:
+            self.failures[label].append("")
+
+    def report(self) -> str:
+        lines = []
+        for label, msgs in sorted(self.failures.items()):
+            lines.append(f"=== {label}: {len(msgs)} failing request(s)")
+            lines.extend(m for m in msgs if m)
+        return "\n".join(lines)
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def steer(case, data, env) -> None:
+    """Aim part of the generated requests at things that exist, and keep the fuzzer's own keys
+    and the upstream route it depends on from being revoked or rewired."""
+    params = case.path_parameters or {}
+    for name, value in list(params.items()):
+        if name in env.ids and _is_id(value):
+            if data.draw(st.booleans(), label=f"existing {name}"):
+                value = data.draw(st.sampled_from(env.ids[name]), label=name)
+            if case.method.upper() in MUTATING and value in env.protected.get(name, ()):
+                value = env.decoys[name]
+            params[name] = value
+    if case.path in ("/v1/models/{model_id}",) and data.draw(st.booleans()):
+        params["model_id"] = data.draw(st.sampled_from(CHAT_MODELS + EMBED_MODELS))
+    body = case.body
+    if isinstance(body, dict):
+        model = body.get("model")
+        if case.path == "/v1/chat/completions" and isinstance(model, str) and model.strip():
+            if data.draw(st.integers(0, 9), label="real model") < 8:
+                body["model"] = data.draw(st.sampled_from(CHAT_MODELS))
+        if case.path == "/v1/embeddings" and isinstance(model, str) and model.strip():
+            if data.draw(st.integers(0, 9), label="real model") < 8:
+                body["model"] = data.draw(st.sampled_from(EMBED_MODELS))
+        if case.path == "/api/admin/models" and _is_id(body.get("provider_id")):
+            if data.draw(st.booleans(), label="existing provider"):
+                body["provider_id"] = data.draw(st.sampled_from(env.ids["provider_id"]))
+
+
+def own_checks(case, response, error_validator, event_validator) -> list[str]:
+    """Checks beyond schemathesis': no traceback, error shape everywhere, well-formed streams."""
+    problems = []
+    content = response.content or b""
+    if TRACEBACK.search(content):
+        problems.append("a Python traceback in the body")
+    ctype = (response.headers.get("content-type") or [""])[0].split(";")[0].strip()
+    if response.status_code >= 400:
+        try:
+            body = json.loads(content)
+        except ValueError:
+            problems.append(f"error body is not JSON ({ctype}): {content[:200]!r}")
+        else:
+            errors = list(error_validator.iter_errors(body))
+            if errors:
+                problems.append(f"error body not in the error shape: {errors[0].message}")
+    if ctype == "text/event-stream":
+        events = [line[6:] for line in content.decode("utf-8").split("\n")
+                  if line.startswith("data: ")]
+        if not events:
+            problems.append("empty event stream")
+        for i, data in enumerate(events):
+            if data == "[DONE]":
+                if i != len(events) - 1:
+                    problems.append("[DONE] is not the last event")
+                continue
+            try:
+                obj = json.loads(data)
+            except ValueError:
+                problems.append(f"event {i} is not JSON: {data[:100]}")
+                continue
+            errors = list(event_validator.iter_errors(obj))
+            if errors:
+                problems.append(f"event {i} is neither a chunk nor an error: {errors[0].message}")
+            if "error" in obj and i != len(events) - 1:
+                problems.append("events after an in-band error")
+        if events and events[-1] != "[DONE]" and '"error"' not in events[-1]:
+            problems.append("stream ends without [DONE] or an error")
+    return problems
+
+
+def _validator(doc, schema) -> Draft202012Validator:
+    return Draft202012Validator({**schema, "components": doc["components"]})
+
+
+def run_operation(op, mode, env, run: Run, error_validator, event_validator) -> None:
+    label = f"{op.method.upper()} {op.path} [{mode.value}]"
+    headers = env.chat if op.path.startswith("/v1") else env.admin
+    try:
+        strategy = op.as_strategy(generation_mode=mode)
+    except Exception as exc:  # e.g. no way to make an invalid request for this operation
+        run.skipped.append(f"{label}: {type(exc).__name__}")
+        return
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
+              derandomize=not os.environ.get("FUZZ_RANDOM"),
+              suppress_health_check=list(HealthCheck))
+    @given(case=strategy, data=st.data())
+    def one(case, data):
+        steer(case, data, env)
+        for bug in KNOWN_BUGS:
+            if bug.matches(case):
+                run.known[bug.name] += 1
+                return
+        response = case.call(headers=headers)
+        run.requests += 1
+        run.by_operation[label] += 1
+        run.statuses[response.status_code] += 1
+        problems = own_checks(case, response, error_validator, event_validator)
+        try:
+            case.validate_response(response, checks=CHECKS, headers=headers)
+        except (Exception, BaseExceptionGroup) as exc:  # FailureGroup: failed checks
+            problems.append(str(exc))
+        if problems:
+            run.fail(label, "\n".join(problems) + f"\n-- request: {case.method} "
+                     f"{case.formatted_path} query={case.query!r} body={case.body!r}"[:2500])
+
+    try:
+        one()
+    except (hypothesis_errors.Unsatisfiable, hypothesis_errors.FailedHealthCheck) as exc:
+        run.skipped.append(f"{label}: {type(exc).__name__}")
+
+
+def test_generated_requests_conform_to_the_document(fuzz_env):
+    env = fuzz_env
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", env.app)
+    # 402 (budget) and 413 (too large) are documented refusals too
+    schema.config.checks.negative_data_rejection.expected_statuses = [
+        "400", "401", "402", "403", "404", "405", "409", "413", "415", "422", "429"]
+    error_validator = _validator(env.doc, {"$ref": "#/components/schemas/Error"})
+    event_validator = _validator(env.doc, {"anyOf": [
+        {"$ref": "#/components/schemas/ChatCompletionChunk"},
+        {"$ref": "#/components/schemas/Error"}]})
+    operations = [r.ok() for r in schema.get_all_operations()]
+    operations = [op for op in operations if op.path.startswith(("/v1", "/api/admin"))]
+    # the proxy first: the admin half rewires the configuration as it goes
+    operations.sort(key=lambda op: (not op.path.startswith("/v1"), op.path, op.method))
+    assert len(operations) >= 45
+    run = Run()
+    started = time.monotonic()
+    for op in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            run_operation(op, mode, env, run, error_validator, event_validator)
+    elapsed = time.monotonic() - started
+    summary = (f"{run.requests} requests in {elapsed:.0f}s ({run.requests / elapsed:.0f}/s) over "
+               f"{len(operations)} operations; statuses {dict(sorted(run.statuses.items()))}; "
+               f"upstream calls {env.upstream.calls} (refused {env.upstream.refused}); "
+               f"known-bug inputs not sent {dict(run.known)}; skipped {run.skipped}")
+    print("\n" + summary)
+    assert not run.failures, f"{summary}\n{run.report()}"
+    assert run.requests >= MIN_REQUESTS, summary
+    assert env.upstream.calls > 500, summary  # the proxy path was really exercised
