@@ -992,7 +992,7 @@ def _paths() -> dict[str, Any]:
                         "off/0/false/no: do not use it. Other values: the default (only "
                         "temperature 0, n <= 1, no tools/audio is cached)."},
         {"name": "x-gateway-cache-ttl", "in": "header", "required": False,
-         "schema": {"type": "number"},
+         "schema": {"anyOf": [{"type": "number"}, {"const": "", "description": "Ignored."}]},
          "description": "Seconds to keep this answer (clamped to 1..2592000). Not a number: 400 "
                         "invalid_header (when the cache is on)."},
         {"name": "Cache-Control", "in": "header", "required": False, "schema": {"type": "string"},
@@ -1192,12 +1192,14 @@ def _paths() -> dict[str, Any]:
                             {"type": "string", "format": "date"}, {"const": ""}]},
           "Custom window end (default now); needs start."),
     ]
+    def id_q(name: str, description: str) -> dict:
+        return q(name, {"anyOf": [{"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+                                  {"const": "", "description": "No filter."}]}, description)
+
     roll_filters = [
         q("model", {"type": "string"}, "Only this public model name."),
-        q("provider_id", {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
-          "Only this provider ('' or 0: no filter)."),
-        q("key_id", {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
-          "Only this key ('' or 0: no filter)."),
+        id_q("provider_id", "Only this provider."),
+        id_q("key_id", "Only this key."),
         q("owner", {"type": "string"}, "Only keys of this owner (team)."),
     ]
     bool_q = {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": BOOL_STRING}]}
@@ -1208,11 +1210,9 @@ def _paths() -> dict[str, Any]:
         q("end", {"anyOf": [{"type": "string", "format": "date-time"},
                             {"type": "string", "format": "date"}, {"const": ""}]},
           "Records before (ISO 8601); unparsable: 422."),
-        q("key_id", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}, "Only this key."),
-        q("provider_id", {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
-          "Only this provider."),
-        q("status", {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
-          "Only this HTTP status."),
+        id_q("key_id", "Only this key."),
+        id_q("provider_id", "Only this provider."),
+        id_q("status", "Only this HTTP status."),
         q("model", {"type": "string"}, "Only this public model name."),
         q("error_class", {"type": "string"}, "Only this error class (e.g. rate_limited)."),
         q("outcome", ignored(enum(("ok", "error"))), "ok: status < 400; error: >= 400."),

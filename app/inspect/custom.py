@@ -51,8 +51,8 @@ class PatternError(ValueError):
 # --------------------------------------------------------------------------- keywords
 
 
-def compile_keywords(keywords) -> tuple[re.Pattern | None, re.Pattern | None]:
-    """Return (regex for lower-cased text, case-insensitive regex for the original text)."""
+def compile_keywords(keywords) -> re.Pattern | None:
+    """One regex matching any keyword in text lower-cased by ``lower_aligned``."""
     words = []
     seen = set()
     for i, kw in enumerate(keywords or ()):
@@ -63,13 +63,14 @@ def compile_keywords(keywords) -> tuple[re.Pattern | None, re.Pattern | None]:
             raise PatternError(f"custom keyword #{i + 1} is empty")
         if len(kw) > MAX_PATTERN_LENGTH:
             raise PatternError(f"custom keyword #{i + 1} is longer than {MAX_PATTERN_LENGTH}")
-        if kw.lower() not in seen:
-            seen.add(kw.lower())
-            words.append(kw.lower())
+        kw = kw.replace("\u0130", "i").lower()  # the text is lower-cased the same way
+        if kw not in seen:
+            seen.add(kw)
+            words.append(kw)
     if len(words) > MAX_KEYWORDS:
         raise PatternError(f"at most {MAX_KEYWORDS} custom keywords are allowed")
     if not words:
-        return None, None
+        return None
     words.sort(key=len, reverse=True)  # longest first: "acme corp" before "acme"
     alts = []
     for w in words:
@@ -84,7 +85,7 @@ def compile_keywords(keywords) -> tuple[re.Pattern | None, re.Pattern | None]:
             body += r"(?!\w)"
         alts.append(body)
     src = "|".join(alts)
-    return re.compile(src, re.DOTALL), re.compile(src, re.DOTALL | re.IGNORECASE)
+    return re.compile(src, re.DOTALL)
 
 
 # --------------------------------------------------------------------------- patterns

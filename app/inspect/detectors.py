@@ -204,11 +204,11 @@ def _github(text, m):
     return _random_body(m.group(1), min_len=30, min_run=20)
 
 
+_DIGIT_RUN6 = re.compile(r"(?:\D*\d){6}")
+
+
 def _slack(text, m):
-    body = m.group(1)
-    if body is None:  # webhook URL
-        return True
-    return sum(c.isdigit() for c in body) >= 6
+    return _DIGIT_RUN6.match(m.group(1)[:256]) is not None  # a real token has numeric ids
 
 
 def _google(text, m):
@@ -223,27 +223,30 @@ def _jwt(text, m):
     return jwt_header_ok(m.group(1))
 
 
-# (detector, substrings of which one must occur, regex, left-boundary chars, validator)
+# (detector, regex, left-boundary chars, validator). Every regex starts with a literal, so a scan
+# is a fast substring search (about as cheap as an ``in`` test) plus work at each occurrence.
 _TOKEN_RULES = [
-    ("anthropic_api_key", ("sk-ant-",),
+    ("anthropic_api_key", "sk-ant-",
      re.compile(r"sk-ant-[a-z]{2,10}\d{0,3}-([A-Za-z0-9_\-]{32,}+)"), _TOKEN_CHARS, _anthropic),
-    ("openai_api_key", ("sk-",),
+    ("openai_api_key", "sk-",
      re.compile(r"sk-(?!ant-)([A-Za-z0-9_\-]{20,}+)"), _TOKEN_CHARS, _openai),
-    ("xai_api_key", ("xai-",), re.compile(r"xai-([A-Za-z0-9]{32,}+)"), _TOKEN_CHARS, _alnum_body),
-    ("groq_api_key", ("gsk_",), re.compile(r"gsk_([A-Za-z0-9]{32,}+)"), _TOKEN_CHARS, _alnum_body),
-    ("github_token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-     re.compile(r"(?:gh[pousr]_([A-Za-z0-9]{30,}+)|github_pat_([A-Za-z0-9_]{40,}+))"),
-     _TOKEN_CHARS, lambda t, m: _github(t, m) if m.group(1) else
-     _random_body(m.group(2), min_len=40, min_run=16)),
-    ("slack_token", ("xox", "hooks.slack.com/"),
-     re.compile(r"(?:xox[abposr]-([A-Za-z0-9\-]{10,}+)|"
-                r"hooks\.slack\.com/services/T[A-Z0-9]{6,}+/B[A-Z0-9]{6,}+/[A-Za-z0-9]{16,}+)"),
-     _TOKEN_CHARS, _slack),
-    ("google_api_key", ("AIza",),
+    ("xai_api_key", "xai-", re.compile(r"xai-([A-Za-z0-9]{32,}+)"), _TOKEN_CHARS, _alnum_body),
+    ("groq_api_key", "gsk_", re.compile(r"gsk_([A-Za-z0-9]{32,}+)"), _TOKEN_CHARS, _alnum_body),
+    ("github_token", "gh", re.compile(r"gh[pousr]_([A-Za-z0-9]{30,}+)"), _TOKEN_CHARS, _github),
+    ("github_token", "github_pat_", re.compile(r"github_pat_([A-Za-z0-9_]{40,}+)"), _TOKEN_CHARS,
+     lambda t, m: _random_body(m.group(1), min_len=40, min_run=16)),
+    ("slack_token", "xox", re.compile(r"xox[abposr]-([A-Za-z0-9\-]{10,}+)"), _TOKEN_CHARS,
+     _slack),
+    ("slack_token", "hooks.slack.com/",
+     re.compile(r"hooks\.slack\.com/services/T[A-Z0-9]{6,}+/B[A-Z0-9]{6,}+/[A-Za-z0-9]{16,}+"),
+     _TOKEN_CHARS, lambda t, m: True),
+    ("google_api_key", "AIza",
      re.compile(r"AIza([0-9A-Za-z_\-]{35})(?![0-9A-Za-z_\-])"), _TOKEN_CHARS, _google),
-    ("aws_access_key_id", ("AKIA", "ASIA", "ABIA", "ACCA"),
-     re.compile(r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"), _ALNUM, _aws_id),
-    ("jwt", ("eyJ",),
+] + [
+    ("aws_access_key_id", prefix, re.compile(prefix + r"[A-Z0-9]{16}(?![A-Za-z0-9])"), _ALNUM,
+     _aws_id) for prefix in ("AKIA", "ASIA", "ABIA", "ACCA")
+] + [
+    ("jwt", "eyJ",
      re.compile(r"(eyJ[A-Za-z0-9_\-]{4,}+)\.eyJ[A-Za-z0-9_\-]{4,}+\.[A-Za-z0-9_\-]*+"),
      _B64URL_CHARS, _jwt),
 ]
@@ -256,30 +259,15 @@ def _aws_secret_ok(value: str) -> bool:
             and shannon_entropy(value) >= 3.5)
 
 
-# every prefix of a rule contains this character: one cheap test skips several rules
-_RULE_CHAR = {"anthropic_api_key": "-", "openai_api_key": "-", "xai_api_key": "-",
-              "slack_token": None, "groq_api_key": "_", "github_token": "_",
-              "google_api_key": "A", "aws_access_key_id": "A", "jwt": "J"}
-
-
 def _scan_tokens(text: str, enabled, out: list, budget: Budget) -> None:
-    present: dict[str, bool] = {}
-    for det, gates, rx, left_chars, check in _TOKEN_RULES:
+    for det, literal, rx, left_chars, check in _TOKEN_RULES:
         if det not in enabled:
             continue
-        c = _RULE_CHAR.get(det)
-        if c is not None:
-            if c not in present:
-                present[c] = c in text
-            if not present[c]:
-                continue
-        for g in gates:
-            if g in text:
-                break
-        else:
+        first = text.find(literal)  # a substring search is cheaper than the regex's own
+        if first < 0:
             continue
         w = WEIGHT[det]
-        for m in rx.finditer(text):
+        for m in rx.finditer(text, first):
             s = m.start()
             if s and text[s - 1] in left_chars:
                 continue
@@ -353,7 +341,7 @@ def _scan_private_keys(text: str, out: list, budget: Budget) -> None:
 # is recovered by walking left). The rest of the name, the operator and the value are bounded,
 # and the value sits in a lookahead so that a rejected candidate never swallows the next one.
 _ROOTS = ("pass", "pwd", "secret", "token", "key", "auth", "cred", "salt", "sig", "session",
-          "cookie", "hmac", "private")
+          "cookie")
 _QUOTED = r"\\?(?P<q{n}>[\"'`])(?P<v{n}>[^\"'`\\\n]{{4,256}}+)\\?(?P=q{n})"
 # a bare value stops at "=" and ":" (bar base64 padding): a chain like key=key=key= then costs
 # the engine one short look per candidate instead of 256 characters each
@@ -365,7 +353,7 @@ _ASSIGN_TAIL = (
     r"(?=" + _QUOTED.format(n=1) + "|" + _BARE.format(n=1) + r")"
     r"|[ \t]+is[ \t]+(?=" + _QUOTED.format(n=2) + "|" + _BARE.format(n=2) + r")"
     r")")
-_ASSIGN_RES = tuple((root, re.compile(root + _ASSIGN_TAIL)) for root in _ROOTS)
+_ASSIGN_RES = tuple((root, re.compile(root + _ASSIGN_TAIL, re.ASCII)) for root in _ROOTS)
 # CLI flags: --password hunter2, --db-password=..., --api-key sk-...
 _CLI_RE = re.compile(
     r"--(?=[a-z0-9])(?=[a-z0-9\-]{0,40}?(?:pass|pwd|secret|token|key))"
@@ -567,6 +555,8 @@ def _assignment(text, m, want_cred, want_he, want_aws, out) -> int:
             return end
     v = text[vs:ve]
     if bare and op == ":" and kind != "aws":
+        if text[ve:ve + 1] in ("(", "[", "{") and ve < len(text):
+            return end  # privateKey: fs.readFileSync(...)
         tail = _ANNOT_TAIL.match(text, vs)
         if tail:  # password: str = "hunter2"
             vs, ve, bare = tail.start(2), tail.end(2), False
@@ -607,9 +597,10 @@ def _scan_assignments(text: str, low: str, enabled, out: list, budget: Budget) -
     want_he = "high_entropy_secret" in enabled
     want_aws = "aws_secret_key" in enabled
     for root, rx in _ASSIGN_RES:
-        if root in low:
+        first = low.find(root)
+        if first >= 0:
             skip_to = -1
-            for m in rx.finditer(low):
+            for m in rx.finditer(low, first):
                 s = m.start()
                 if s < skip_to:
                     continue  # inside the value of the previous candidate: judged with it
@@ -633,8 +624,9 @@ def _scan_assignments(text: str, low: str, enabled, out: list, budget: Budget) -
 
 # --------------------------------------------------------------------------- URL credentials
 
+# the password may contain "#" (people rarely percent-encode it); "@" ends it
 _URL_CRED = re.compile(
-    r"://(?P<user>[^\s:/@?#\[\]\"'<>]{0,128}+):(?P<pw>[^\s/@?#\"'<>]{1,256}+)@(?=[A-Za-z0-9\[])")
+    r"://(?P<user>[^\s:/@?#\[\]\"'<>]{0,128}+):(?P<pw>[^\s/@?\"'<>]{1,256}+)@(?=[A-Za-z0-9\[])")
 _SCHEME_CHARS = _ALNUM | {"+", ".", "-"}
 
 
@@ -647,7 +639,7 @@ def _scan_url_credentials(text: str, out: list, budget: Budget) -> None:
         if not s or text[s - 1] not in _SCHEME_CHARS:
             continue
         pw = m.group("pw")
-        if pw[0] in "$%{<" or "{{" in pw or set(pw) <= _MASK_CHARS:
+        if pw[0] in "$%{<" or "{{" in pw or set(pw) <= _MASK_CHARS or pw.startswith("[REDACTED"):
             continue
         out.append(("url_credentials", m.start("pw"), m.end("pw"), w))
 
@@ -708,28 +700,39 @@ _RBA = r"(?![A-Za-z0-9])"
 # Four scanners, each starting with the character it needs (a digit, an upper-case letter, "+"
 # or "("), so the engine's first-character filter skips everything else; the left boundary is
 # a lookbehind placed after that first character.
-_DIG_RE = re.compile(r"\d(?<![\w.,+/\-]\d)(?:(?=\d)(?:" + "|".join([
-    # second character is a digit
-    r"(?P<bare>\d{10,18})" + _RB,
-    r"(?P<cardg>\d{3}(?P<cs>[ \-])(?:\d{6}(?P=cs)\d{4,5}|\d{4}(?P=cs)\d{4}(?P=cs)\d{1,4}"
+# Numbers starting with two digits (d1 d2; d1 not inside a longer digit run). On a run of
+# digits or on "0 0 0 ..." the engine gives up after the first two characters.
+_DD_RE = re.compile(r"[0-9][0-9](?<![0-9][0-9][0-9])(?:(?<![\w.,+/\-][0-9][0-9])(?=[\d .\-/]{3})(?:"
+                    + "|".join([
+    r"(?P<bare>\d{9,17})" + _RB,  # 11-19 digits: card, tax id, NIR
+    r"(?P<short>\d{7,8})" + _RB,  # 9-10 digits: a phone number or SSN only after a label
+    r"(?P<cardg>\d\d(?P<cs>[ \-])(?:\d{6}(?P=cs)\d{4,5}|\d{4}(?P=cs)\d{4}(?P=cs)\d{1,4}"
     r"(?:(?P=cs)\d{3})?))" + _RB,
-    r"(?<=[12])(?P<nir>\d\d ?\d\d ?(?:\d\d|2[AaBb]) ?\d{3} ?\d{3} ?\d\d)" + _RB,
-    r"(?P<ssn>\d\d(?P<ss>[\- ])\d\d(?P=ss)\d{4})" + _RB,
-    r"(?<=[1-9])(?P<detax>\d \d{3} \d{3} \d{3})" + _RB,
-    r"(?<=[2-9])(?P<nanp>\d\d(?P<n2>[.\-])\d{3}(?P=n2)\d{4}|\d\d [2-9]\d\d \d{4})" + _RB,
-    r"(?<=0)(?P<trunk>\d{1,4}(?P<ts>[ /\-])\d{2,8}(?:(?P=ts)\d{2,8}){0,4}|[1-9](?:\.\d\d){4})"
-    + _RB,
-]) + r")|(?=[ .\-]?\(|[ .\-]\d\d)(?:" + "|".join([
-    # second character is a separator: "1 84 12 ...", "1-800-...", "1 (212) ..."
-    r"(?<=[12])(?P<nir2> \d\d ?\d\d ?(?:\d\d|2[AaBb]) ?\d{3} ?\d{3} ?\d\d)" + _RB,
-    r"(?<=1)(?P<nanp1>[ .\-]?\([2-9]\d\d\)[ .\-]?\d{3}[ .\-]\d{4}"
-    r"|(?P<n1>[.\-])[2-9]\d\d(?P=n1)\d{3}(?P=n1)\d{4}| [2-9]\d\d [2-9]\d\d \d{4})" + _RB,
-]) + "))")
-_UP_RE = re.compile(r"[A-Z](?<![\w.,+/\-][A-Z])(?:"
-                    r"(?P<iban>[A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}+(?: ?[A-Z0-9]{1,3})?)" + _RBA +
-                    r"|(?P<nino>[A-Z] ?\d\d ?\d\d ?\d\d ?[A-D])" + _RBA + ")")
-_PLUS_RE = re.compile(r"\+(?<![\w.,+/\-]\+)(?P<e164>\(?\d(?:[ .()\-]{0,2}+\d){6,14}+)(?!\w)")
-_PAREN_RE = re.compile(r"\((?<![\w.,+/\-]\()(?P<nanp>[2-9]\d\d\)[ .\-]?\d{3}[ .\-]\d{4})" + _RB)
+    r"(?<=[12][0-9])(?P<nir>\d ?\d\d ?(?:\d\d|2[AaBb]) ?\d{3} ?\d{3} ?\d\d)" + _RB,
+    r"(?P<ssn>\d(?P<ss>[\- ])\d\d(?P=ss)\d{4})" + _RB,
+    r"(?<=[1-9][0-9])(?P<detax> \d{3} \d{3} \d{3})" + _RB,
+    r"(?<=[2-9][0-9])(?P<nanp>\d(?P<n2>[.\-])\d{3}(?P=n2)\d{4}|\d [2-9]\d\d \d{4})" + _RB,
+    r"(?<=0[0-9])(?P<trunk>\d{0,3}(?P<ts>[ /\-])\d{2,8}(?:(?P=ts)\d{2,8}){0,4}"
+    r"|(?<=0[1-9])(?:\.\d\d){4})" + _RB,
+]) + r")"
+    # after two upper-case letters (the letters are added back to the span in Python):
+    # IBAN "DE89 3704 ...", NINO "AB123456C" / "AB 12 34 56 C"
+    r"|(?<=(?<![\w.,+/\-])[A-Z][A-Z][0-9][0-9])(?:"
+    r"(?P<iban>(?: ?[A-Z0-9]{4}){2,7}+(?: ?[A-Z0-9]{1,3})?)" + _RBA +
+    r"|(?P<nino> ?\d\d ?\d\d ?[A-D])" + _RBA + ")"
+    r"|(?<=(?<![\w.,+/\-])[A-Z][A-Z] [0-9][0-9])(?P<nino_sp> \d\d \d\d [A-D])" + _RBA +
+    ")", re.ASCII)  # ASCII: \d is [0-9], a cheaper test
+# Numbers whose second character is a separator: "1 84 12 ..." (NIR), "1-800-...",
+# "1 (212) ...", "1 212 555 0143" (NANP with a country code)
+_D1_RE = re.compile(r"[12](?<![\w.,+/\-][12])(?=[ .\-]?\(|[ .\-][0-9][0-9])(?:"
+                    r"(?P<nir2> \d\d ?\d\d ?(?:\d\d|2[AaBb]) ?\d{3} ?\d{3} ?\d\d)" + _RB +
+                    r"|(?<=1)(?P<nanp1>[ .\-]?\([2-9]\d\d\)[ .\-]?\d{3}[ .\-]\d{4}"
+                    r"|(?P<n1>[.\-])[2-9]\d\d(?P=n1)\d{3}(?P=n1)\d{4}| [2-9]\d\d [2-9]\d\d \d{4})"
+                    + _RB + ")", re.ASCII)
+_PLUS_RE = re.compile(r"\+(?<![\w.,+/\-]\+)(?P<e164>\(?\d(?:[ .()\-]{0,2}+\d){6,14}+)(?!\w)",
+                      re.ASCII)
+_PAREN_RE = re.compile(r"\((?<![\w.,+/\-]\()(?P<nanp>[2-9]\d\d\)[ .\-]?\d{3}[ .\-]\d{4})" + _RB,
+                       re.ASCII)
 _DIGITS_ONLY = re.compile(r"\D")
 _IBAN_GROUPS = re.compile(r"[A-Z0-9]+")
 
@@ -741,7 +744,7 @@ _CTX_LABELS = (("ssn", r"ssn"), ("social", r"social security(?: number| no\.?| #
                ("mobile", r"mobile(?: number| phone)?"), ("cell", r"cell(?: phone)?"),
                ("fax", r"fax"), ("whatsapp", r"whatsapp"), ("sms", r"sms"),
                ("call", r"call(?: me)?(?: at| on)?"))
-_CTX_RES = tuple((gate, re.compile(label + _CTX_TAIL)) for gate, label in _CTX_LABELS)
+_CTX_RES = tuple((gate, re.compile(label + _CTX_TAIL, re.ASCII)) for gate, label in _CTX_LABELS)
 
 
 def _digits(s: str) -> str:
@@ -759,21 +762,35 @@ def _phone_ok_e164(d: str, raw: str) -> bool:
     return raw.count("(") == raw.count(")")
 
 
-def _scan_numbers(text: str, enabled, out: list, budget: Budget) -> None:
-    for rx, gate in ((_DIG_RE, None), (_UP_RE, None), (_PLUS_RE, "+"), (_PAREN_RE, "(")):
-        if gate is None or gate in text:
-            _number_matches(rx, text, enabled, out, budget)
+_LB_CHARS = _ALNUM | set("_.,+/-")
 
 
-def _number_matches(rx, text: str, enabled, out: list, budget: Budget) -> None:
+def _scan_numbers(text: str, enabled, out: list, budget: Budget) -> bool:
+    """Numbers; returns whether a bare 9-12 digit run was seen (worth a look for labels)."""
+    short = False
+    for rx, gate in ((_DD_RE, None), (_D1_RE, None), (_PLUS_RE, "+"), (_PAREN_RE, "(")):
+        if gate is None or gate in text:  # "+" and "(" scans are literal-first and cheap
+            short = _number_matches(rx, text, enabled, out, budget) or short
+    return short
+
+
+def _number_matches(rx, text: str, enabled, out: list, budget: Budget) -> bool:
     W = WEIGHT
+    short = False
     for m in rx.finditer(text):
         kind = m.lastgroup
         s, e = m.start(), m.end()
+        if kind == "short":
+            short = True
+            continue
+        if kind in ("iban", "nino", "nino_sp"):
+            s -= 3 if text[s - 1] == " " else 2  # add the country / prefix letters back
+            kind = "nino" if kind == "nino_sp" else kind
         if not budget.take(s):
-            return
-        raw = m.group()
+            return short
+        raw = text[s:e]
         if kind == "bare":
+            short = short or len(raw) <= 12
             n = len(raw)
             if n == 11:
                 if "de_tax_id" in enabled and de_tax_id_ok(raw):
@@ -812,8 +829,12 @@ def _number_matches(rx, text: str, enabled, out: list, budget: Budget) -> None:
                 out.append(("phone", s, e, W["phone"]))
             elif kind in ("trunk", "ts"):
                 n = len(d)
+                groups = raw.replace("/", " ").replace("-", " ").replace(".", " ").split()
+                if all(len(g) == 2 for g in groups) and len(groups) != 5:
+                    continue  # pairs: only the French 0X XX XX XX XX (lottery draws, times)
                 if 10 <= n <= 12 or (d.startswith("00") and n <= 15 and n >= 11):
                     out.append(("phone", s, e, W["phone"]))
+    return short
 
 
 def _iban(text: str, raw: str, s: int, out: list) -> None:
@@ -839,8 +860,9 @@ def _iban(text: str, raw: str, s: int, out: list) -> None:
 
 def _scan_context_numbers(text: str, low: str, enabled, out: list, budget: Budget) -> None:
     for gate, rx in _CTX_RES:
-        if gate in low:
-            for m in rx.finditer(low):
+        first = low.find(gate)
+        if first >= 0:
+            for m in rx.finditer(low, first):
                 if m.start() and low[m.start() - 1].isalpha():
                     continue  # "hotel 123456789"
                 if not budget.take(m.start()):
@@ -878,15 +900,12 @@ _ASSIGN_DETECTORS = frozenset({"credential_assignment", "high_entropy_secret", "
 
 
 def lower_aligned(text: str) -> str:
-    """``text.lower()`` when it keeps every index (it does unless a character such as U+0130
-    lower-cases to two); otherwise an ASCII-only lower-casing, which always does."""
+    """``text.lower()`` with every index kept: U+0130 (dotted capital I) is the only character
+    whose lower case is two characters long; it becomes a plain "i"."""
     low = text.lower()
     if len(low) == len(text):
         return low
-    return text.translate(_ASCII_LOWER)
-
-
-_ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
+    return text.replace("\u0130", "i").lower()
 
 
 def _has_digit(text: str) -> bool:
@@ -923,8 +942,8 @@ def scan_builtin(text: str, enabled: frozenset, budget: Budget | None = None,
             if "--" in low:
                 _scan_assignments(text, low, enabled, out, budget)
     if enabled & _NUMBER_DETECTORS and _has_digit(text):
-        _scan_numbers(text, enabled, out, budget)
-        if "phone" in enabled or "us_ssn" in enabled:
+        short = _scan_numbers(text, enabled, out, budget)
+        if short and ("phone" in enabled or "us_ssn" in enabled):
             if low is None:
                 low = lower_aligned(text)
             _scan_context_numbers(text, low, enabled, out, budget)

@@ -32,7 +32,7 @@ class Inspector:
     ``enabled``: the detector names to run (see :data:`DETECTORS`); ``None`` runs all of them.
     """
 
-    __slots__ = ("threshold", "enabled", "_builtin", "_kw_low", "_kw_ci", "_patterns")
+    __slots__ = ("threshold", "enabled", "_builtin", "_kw_low", "_patterns")
 
     def __init__(self, threshold: float = 0.5, keywords: Iterable[str] = (),
                  patterns: Iterable[str] = (), enabled: set[str] | None = None):
@@ -51,11 +51,10 @@ class Inspector:
         self.enabled = frozenset(enabled)
         self._builtin = self.enabled & BUILTIN
         # validated even when the custom detectors are disabled, so a bad entry is reported
-        kw_low, kw_ci = compile_keywords(keywords)
+        kw_low = compile_keywords(keywords)
         pats = compile_patterns(patterns)
         on_kw = "custom_keyword" in self.enabled
         self._kw_low = kw_low if on_kw else None
-        self._kw_ci = kw_ci if on_kw else None
         self._patterns = tuple(pats) if "custom_pattern" in self.enabled else ()
 
     def __repr__(self) -> str:  # no keyword or pattern text: they may be confidential too
@@ -71,14 +70,8 @@ class Inspector:
         low = lower_aligned(text) if (self._kw_low is not None or self._builtin) else None
         raw = scan_builtin(text, self._builtin, budget, low)
         if self._kw_low is not None:
-            # lower_aligned keeps indexes; if it had to fall back to ASCII-only lower-casing,
-            # match the original text case-insensitively instead
-            if low.isascii() or text.lower() == low:
-                rx, target = self._kw_low, low
-            else:
-                rx, target = self._kw_ci, text
             w = WEIGHT["custom_keyword"]
-            for m in rx.finditer(target):
+            for m in self._kw_low.finditer(low):
                 if not budget.take(m.start()):
                     break
                 raw.append(("custom_keyword", m.start(), m.end(), w))

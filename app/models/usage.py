@@ -19,6 +19,8 @@ class UsageRecord(db.Model):
         Index("ix_usage_model_time", "model_name", "created_at"),
         Index("ix_usage_provider_time", "provider_id", "created_at"),
         Index("ix_usage_status_time", "status_code", "created_at"),
+        Index("ix_usage_cost", "cost_usd"),  # request log sorted by cost / latency over 10M rows
+        Index("ix_usage_latency", "latency_ms"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -20,9 +20,16 @@ SUMS = ("requests", "errors", "cache_hits", "streams", "prompt_tokens", "complet
         "cost_usd", "latency_ms_sum", "ttfb_ms_sum", "ttfb_count", *HIST, *TTFB_HIST)
 
 
+COARSE = "@1h"  # suffix of the hourly families, read by charts whose step is an hour or more
+
+
 def bucket_of(at: datetime) -> datetime:
     """The 5-minute bucket of a naive-UTC timestamp (no local-time conversion anywhere)."""
     return at.replace(minute=at.minute - at.minute % 5, second=0, microsecond=0)
+
+
+def hour_of(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
 
 
 def hist_index(ms: float) -> int:
@@ -38,9 +45,11 @@ def increments(rows: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
     """{(dim, bucket, value, endpoint): increments}; each row counts once in each family."""
     per_row: dict[tuple, dict[str, Any]] = {}
     for r in rows:
-        bucket, endpoint = bucket_of(r["created_at"]), r.get("endpoint") or "chat"
+        at, endpoint = r["created_at"], r.get("endpoint") or "chat"
+        bucket, hour = bucket_of(at), hour_of(at)
         for dim, value in dimension_values(r):
             _add(per_row, (dim, bucket, value, endpoint), r)
+            _add(per_row, (dim + COARSE, hour, value, endpoint), r)
     return per_row
 
 

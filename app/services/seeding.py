@@ -56,7 +56,7 @@ ON CONFLICT (dim, bucket, value, endpoint) DO UPDATE SET
     {hist_updates}
 """
 
-FAMILY = """SELECT '{dim}', datetime((CAST(strftime('%s', created_at) AS INTEGER) / 300) * 300, 'unixepoch') AS bk,
+FAMILY = """SELECT '{dim}', datetime((CAST(strftime('%s', created_at) AS INTEGER) / {size}) * {size}, 'unixepoch') AS bk,
        {value} AS val, endpoint AS ep, count(*), sum(status_code >= 400), sum(cache_hit), sum(stream),
        sum(prompt_tokens), sum(completion_tokens), sum(cost_usd), sum(coalesce(latency_ms, 0)),
        sum(coalesce(ttfb_ms, 0)), sum(ttfb_ms IS NOT NULL), {hist_sums}
@@ -83,8 +83,9 @@ def _sqlite_rollup_sql() -> str:
     values = {"model": "coalesce(model_name, '')",
               "provider": "coalesce(CAST(provider_id AS TEXT), '')",
               "key": "coalesce(CAST(key_id AS TEXT), '')", "owner": "coalesce(owner, '')"}
-    families = "\nUNION ALL\n".join(FAMILY.format(dim=d, value=val, hist_sums=hist_sums)
-                                     for d, val in values.items())
+    families = "\nUNION ALL\n".join(
+        FAMILY.format(dim=d + suffix, value=val, hist_sums=hist_sums, size=size)
+        for d, val in values.items() for suffix, size in (("", 300), ("@1h", 3600)))
     return SQLITE_ROLLUP.format(hist_cols=", ".join(names), families=families,
                                 hist_updates=", ".join(f"{n} = {n} + excluded.{n}" for n in names))
 

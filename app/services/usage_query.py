@@ -16,6 +16,7 @@ from app.extensions import db
 from app.models import GatewayKey, Provider, UsageRecord, UsageRollup, utcnow
 from app.models.rollup import HIST, LATENCY_BOUNDS_MS, TTFB_HIST
 from app.services import validation as v
+from app.services.rollups import COARSE
 from app.services.errors import ValidationFailed
 
 RANGES = {"1h": (timedelta(hours=1), 300), "24h": (timedelta(hours=24), 3600),
@@ -108,8 +109,10 @@ class Source:
 
     def where(self, stmt, w: Window):
         if self.rollup:
-            stmt = stmt.where(UsageRollup.dim == self.dim,
-                              UsageRollup.bucket >= w.start - timedelta(seconds=299),
+            # hourly families for hour-or-coarser charts: 12x fewer rows than 5-minute ones
+            hourly = w.step >= 3600
+            stmt = stmt.where(UsageRollup.dim == self.dim + (COARSE if hourly else ""),
+                              UsageRollup.bucket >= w.start - timedelta(seconds=3599 if hourly else 299),
                               UsageRollup.bucket < w.end)
             for name, value in self.filters.items():
                 stmt = stmt.where(UsageRollup.value == str(value))

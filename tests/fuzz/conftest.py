@@ -62,8 +62,9 @@ def fuzz_env(app_factory):
     quiet = logging.getLogger("app.errors")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)
-    with app.app_context(), responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        upstream.install(mock)
+    # Seed in an app context of its own, then leave it: every request must get its own context
+    # (and DB session), as in production, so one failed request cannot poison the next.
+    with app.app_context():
         admin, admin_raw = keys.create({"name": "fuzz-admin", "scopes": ["admin"]}, actor="fuzz")
         chat, chat_raw = keys.create({"name": "fuzz-app", "scopes": ["chat", "embeddings",
                                                                      "models"]}, actor="fuzz")
@@ -93,9 +94,11 @@ def fuzz_env(app_factory):
             protected={"key_id": {admin.id, chat.id}, "provider_id": {up.id},
                        "model_pk": {mini.id, embed.id}},
             decoys={"key_id": decoy_key.id, "provider_id": decoy_p.id, "model_pk": decoy_m.id})
+        from app.extensions import db
+        db.session.remove()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        upstream.install(mock)
         try:
             yield env
         finally:
             quiet.setLevel(level)
-            from app.extensions import db
-            db.session.remove()

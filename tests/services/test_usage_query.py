@@ -73,7 +73,7 @@ def test_timeseries_buckets_and_groups(data):
 
 
 def test_each_dimension_family_counts_every_call(data):
-    for dim in ("model", "provider", "key", "owner"):
+    for dim in ("model", "provider", "key", "owner", "model@1h", "key@1h"):
         total = db.session.scalar(db.select(db.func.sum(UsageRollup.requests)).where(UsageRollup.dim == dim))
         assert total == 5, dim
 
