@@ -1,24 +1,30 @@
 """Admin-defined detectors: keywords and regexes, validated once at construction.
 
 Keywords are matched case-insensitively as whole words (a keyword's inner spaces match any run of
-whitespace). Regexes are compiled with :mod:`re` and rejected with a ``ValueError`` when they do
-not compile, or when their structure allows catastrophic backtracking:
+whitespace), as one alternation over the lower-cased text. Regexes are compiled with :mod:`re`
+and refused with a :class:`PatternError` (a ``ValueError``) naming the entry when they do not
+compile, or when their structure allows catastrophic backtracking:
 
-* a repeat nested in an unbounded repeat (``(a+)+``, ``(\\w*\\s?)*``): exponential;
-* an unbounded repeat over alternatives that can start with the same character (``(a|ab)*``);
-* a back-reference (matching is no longer regular; no linear bound);
-* a lookaround containing an unbounded repeat (re-scanned at every position).
+* a repeat nested in an unbounded repeat (``(a+)+``, ``(\\w*\\s?)*``, ``(\\d+\\.\\d+)+``):
+  exponential, unless the inner repeat is followed by a character it cannot match
+  (``([a-z]+\\.)+`` is fine);
+* alternatives that can start with the same character, or match nothing, inside an unbounded
+  repeat (``(a|aa)+``);
+* a back-reference (no linear bound);
+* a lookaround containing an unbounded repeat (re-run at every position).
 
 Possessive quantifiers (``a++``) and atomic groups (``(?>...)``) never backtrack and are
-allowed anywhere. A pattern that passes those rules is then run on adversarial probe strings
-(long runs of the characters it mentions, with and without a breaking character) and rejected
-if any probe is slow: that catches the polynomial cases (``.*x.*y``, ``\\d+\\d+z``) the
+allowed anywhere. A pattern that passes those rules is then run on growing adversarial probes
+(runs of common characters and of the characters and words the pattern mentions, up to 64 KB,
+with and without a breaking character) and refused if one costs more than 50 ms of CPU: that
+catches the polynomial cases (``.*x.*y``, ``\\d+\\d+z``, a leading repeated group) the
 structural rules let through.
 
-A leading unbounded repeat of a single class (``\\w+@corp\\.com``, ``.*secret``) would make a
-search quadratic (the engine retries the run from every position); such a pattern is run with a
-lookbehind guard ``(?<!C)`` in front, which starts matches only at the start of a run. For a
-leading ``C+``/``C*`` that never changes the leftmost match, so the matches are the same.
+A leading unbounded repeat of a single class (``\\w+@corp\\.com``, ``.*secret``, ``a++b``)
+would make a search quadratic (the engine retries the run from every position); such a pattern
+runs with a lookbehind guard ``(?<!C)`` in front, which starts matches only where a run starts.
+For a leading ``C+``/``C*``/``C++`` that never changes the leftmost match, so the matches are
+the same (``test_leading_repeat_guard_keeps_the_same_matches``).
 """
 from __future__ import annotations
 
@@ -40,8 +46,8 @@ _ATOMIC = getattr(sre_c, "ATOMIC_GROUP", None)
 MAX_PATTERN_LENGTH = 1000
 MAX_PATTERNS = 200
 MAX_KEYWORDS = 5000
-PROBE_BUDGET_S = 0.05  # per probe string; a linear pattern needs < 1 ms on the 16 KB ones
-PROBE_LENGTH = 16_384
+PROBE_BUDGET_S = 0.05  # CPU per probe string; a linear pattern needs a few ms on 64 KB
+PROBE_LENGTH = 65_536  # a quadratic pattern takes ~0.5 s here (and ~0.3 ms per KB on 1 MB)
 
 
 class PatternError(ValueError):
@@ -236,11 +242,12 @@ def _check_unbounded_body(body, where: str, ignorecase: bool) -> None:
             seen: set = set()
             for alt in av[1]:
                 f = _first_chars(alt)
-                if f is None or f & seen:
+                if not f or f & seen:  # unknown, empty (can match nothing) or overlapping
                     raise PatternError(
-                        f"{where}: alternatives that can start with the same character inside "
-                        "an unbounded repeat (like (a|ab)*) can backtrack exponentially; make "
-                        "them disjoint or use an atomic group (?>...)")
+                        f"{where}: alternatives that can start with the same character (or "
+                        "match nothing) inside an unbounded repeat, like (a|aa)+, can "
+                        "backtrack exponentially; make them disjoint or use an atomic group "
+                        "(?>...)")
                 seen |= f
                 if _contains_unbounded_repeat([x for x in _flatten(alt)
                                                if x[0] != _POSSESSIVE and x[0] != _ATOMIC]):
@@ -288,7 +295,7 @@ def _leading_class(parsed) -> str | None:
     if not parsed.data:
         return None
     op, av = parsed.data[0]
-    if op not in _REPEATS or av[1] != MAXREPEAT or len(av[2]) != 1:
+    if (op not in _REPEATS and op != _POSSESSIVE) or av[1] != MAXREPEAT or len(av[2]) != 1:
         return None
     iop, iav = av[2][0]
     if iop == sre_c.ANY:
@@ -348,35 +355,67 @@ def _literal_chars(seq, acc: set) -> None:
             _literal_chars(av[1], acc)
 
 
-_PROBE_LENGTHS = (16, 24, 32, 40, 48, 64, 96, 128, 256, 512, 1024, 2048, 4096, 8192,
+_PROBE_LENGTHS = (16, 24, 32, 40, 48, 64, 96, 128, 256, 512, 1024, 2048, 4096, 16384,
                   PROBE_LENGTH)
+
+
+def _literal_runs(seq, acc: list) -> None:
+    """Runs of consecutive literal characters (the words a pattern is built from)."""
+    run = []
+    for op, av in seq:
+        if op == sre_c.LITERAL:
+            run.append(chr(av))
+            continue
+        if len(run) > 1:
+            acc.append("".join(run))
+        run = []
+        if op in _REPEATS or op == _POSSESSIVE:
+            _literal_runs(av[2], acc)
+        elif op == sre_c.SUBPATTERN:
+            _literal_runs(av[-1], acc)
+        elif op == _ATOMIC:
+            _literal_runs(av, acc)
+        elif op == sre_c.BRANCH:
+            for a in av[1]:
+                _literal_runs(a, acc)
+    if len(run) > 1:
+        acc.append("".join(run))
 
 
 def _probe_units(parsed) -> list[str]:
     chars: set = set()
     _literal_chars(parsed.data, chars)
-    units = ["a", "0", " ", "aA0_", "a ", "0 ", "a@.", "\t\n"]
+    units = ["a", "0", " ", "aA0_", "a ", "0 ", "a@.", "a.", "0-", "\t\n"]
     picks = sorted(c for c in chars if c.isprintable() or c in "\t\n")[:10]
     units.extend(picks)
     if len(picks) > 1:
         units.append("".join(picks))
-    return units
+    runs: list = []
+    _literal_runs(parsed.data, runs)
+    units.extend(r for r in dict.fromkeys(runs) if r.isprintable())
+    return units[:40]
+
+
+def _cpu_time(compiled: re.Pattern, probe: str) -> float:
+    t0 = time.process_time()  # CPU time: waiting for a busy core does not count
+    for _ in compiled.finditer(probe):
+        pass
+    return time.process_time() - t0
 
 
 def _probe(compiled: re.Pattern, parsed, where: str) -> None:
-    """Run the pattern on growing adversarial strings; refuse it if one gets slow."""
+    """Run the pattern on growing adversarial strings; refuse it if one gets slow (confirmed
+    by two more runs, so that a busy machine does not refuse a good pattern)."""
     for unit in _probe_units(parsed):
         for n in _PROBE_LENGTHS:
             body = (unit * (n // len(unit) + 1))[:n]
             for probe in (body, body + "!\x00"):
-                t0 = time.perf_counter()
-                for _ in compiled.finditer(probe):
-                    pass
-                if time.perf_counter() - t0 > PROBE_BUDGET_S:
+                if _cpu_time(compiled, probe) > PROBE_BUDGET_S and min(
+                        _cpu_time(compiled, probe), _cpu_time(compiled, probe)) > PROBE_BUDGET_S:
                     raise PatternError(
                         f"{where} is too slow on long inputs (possible catastrophic "
-                        "backtracking); bound its repeats or use possessive quantifiers / "
-                        "atomic groups")
+                        "backtracking): make it start with a literal, bound its repeats or "
+                        "use possessive quantifiers / atomic groups")
 
 
 _GLOBAL_FLAGS = re.compile(r"(?:\(\?[aiLmsux]+\))+")

@@ -6,7 +6,8 @@ into :class:`~app.inspect.types.Finding` objects, resolves overlaps and scores t
 Performance rules followed by every regex here (they are what keeps a 1 MB text well under
 100 ms, see ``tests/inspect/test_inspect_performance.py``):
 
-* a scanner only runs when a cheap substring test says it can match (``"sk-" in text``...);
+* a scanner only runs when a cheap substring test says it can match (``text.find("sk-")``...)
+  and then starts at that first occurrence;
 * a pattern starts with a literal where possible (the regex engine then skips ahead with a fast
   literal search) and never starts with an unbounded repeat of a class (that would re-scan the
   same run from every position: quadratic);
@@ -124,8 +125,6 @@ SUPPRESSED_BY: dict[str, frozenset] = {
     "phone": frozenset({"credit_card", "iban", "us_ssn", "de_tax_id", "fr_nir", "uk_nino"}),
 }
 
-Raw = tuple  # (detector, start, end, score)
-
 # Work budget: the regexes are linear, but each candidate they return is validated in Python
 # (a few microseconds). Ordinary text has a handful of candidates per kilobyte; a degenerate or
 # adversarial text can have one every few characters. Past this many candidates per text the
@@ -156,10 +155,6 @@ class Budget:
 _ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _TOKEN_CHARS = _ALNUM | {"_", "-"}
 _B64URL_CHARS = _TOKEN_CHARS | {"."}
-
-
-def _left_ok(text: str, start: int, chars: frozenset) -> bool:
-    return start == 0 or text[start - 1] not in chars
 
 
 _SEP_RUN = re.compile(r"[A-Za-z0-9]+")
@@ -255,8 +250,8 @@ _AWS_SECRET_NEAR = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{39}[A-Za-z0-9/+
 
 
 def _aws_secret_ok(value: str) -> bool:
-    return (len(value) == 40 and char_classes(value) >= 2 and any(c.isdigit() for c in value)
-            and shannon_entropy(value) >= 3.5)
+    return (len(value) == 40 and char_classes(value) >= 2
+            and _HAS_DIGIT_RE.search(value) is not None and shannon_entropy(value) >= 3.5)
 
 
 def _scan_tokens(text: str, enabled, out: list, budget: Budget) -> None:
@@ -694,12 +689,16 @@ def _scan_emails(text: str, out: list, budget: Budget) -> None:
 
 # --------------------------------------------------------------------------- numbers
 
-_LB = r"(?<![\w.,+/\-])"
 _RB = r"(?![\w]|[.,/\-]\d)"
 _RBA = r"(?![A-Za-z0-9])"
-# Four scanners, each starting with the character it needs (a digit, an upper-case letter, "+"
-# or "("), so the engine's first-character filter skips everything else; the left boundary is
-# a lookbehind placed after that first character.
+
+# Four scanners, each starting with the character(s) it needs (two digits, a 1 or 2 followed by a
+# separator, "+" or "("), so the engine's first-character filter skips everything else; the
+# left boundary is a lookbehind placed after those characters. A number needs 9+ digits, so
+# the single-digit chatter of ordinary text costs a failed two-character test at most.
+# _RB: a number must not continue into letters/digits or into ".5" / "-7" / "/2" (decimals,
+# ranges, dates).
+#
 # Numbers starting with two digits (d1 d2; d1 not inside a longer digit run). On a run of
 # digits or on "0 0 0 ..." the engine gives up after the first two characters.
 _DD_RE = re.compile(r"[0-9][0-9](?<![0-9][0-9][0-9])(?:(?<![\w.,+/\-][0-9][0-9])(?=[\d .\-/]{3})(?:"
@@ -734,7 +733,6 @@ _PLUS_RE = re.compile(r"\+(?<![\w.,+/\-]\+)(?P<e164>\(?\d(?:[ .()\-]{0,2}+\d){6,
 _PAREN_RE = re.compile(r"\((?<![\w.,+/\-]\()(?P<nanp>[2-9]\d\d\)[ .\-]?\d{3}[ .\-]\d{4})" + _RB,
                        re.ASCII)
 _DIGITS_ONLY = re.compile(r"\D")
-_IBAN_GROUPS = re.compile(r"[A-Z0-9]+")
 
 # bare digit runs count as phone numbers / SSNs only right after a label (checked to start a
 # word in Python); one literal-first regex per label
@@ -760,9 +758,6 @@ def _phone_ok_e164(d: str, raw: str) -> bool:
     if len(set(national)) <= 2:
         return False
     return raw.count("(") == raw.count(")")
-
-
-_LB_CHARS = _ALNUM | set("_.,+/-")
 
 
 def _scan_numbers(text: str, enabled, out: list, budget: Budget) -> bool:
@@ -845,6 +840,7 @@ def _iban(text: str, raw: str, s: int, out: list) -> None:
     if len(compact) > expected:
         # a spaced IBAN followed by another upper-case word: cut at the country's length
         count = 0
+        cut = len(raw)
         for i, ch in enumerate(raw):
             if ch != " ":
                 count += 1
@@ -934,13 +930,7 @@ def scan_builtin(text: str, enabled: frozenset, budget: Budget | None = None,
     if enabled & _ASSIGN_DETECTORS:
         if low is None:
             low = lower_aligned(text)
-        for g in _ROOTS:
-            if g in low:
-                _scan_assignments(text, low, enabled, out, budget)
-                break
-        else:
-            if "--" in low:
-                _scan_assignments(text, low, enabled, out, budget)
+        _scan_assignments(text, low, enabled, out, budget)
     if enabled & _NUMBER_DETECTORS and _has_digit(text):
         short = _scan_numbers(text, enabled, out, budget)
         if short and ("phone" in enabled or "us_ssn" in enabled):

@@ -16,7 +16,6 @@ from .detectors import (
 from .types import Finding, Verdict
 
 TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
-_SUPPRESSORS = frozenset().union(*SUPPRESSED_BY.values())
 _CATEGORY_RANK = {"secret": 0, "pii": 1, "custom": 2}
 
 Location = tuple
@@ -25,11 +24,13 @@ Location = tuple
 class Inspector:
     """Classify request text for secrets and personal data.
 
-    ``threshold``: a verdict is ``sensitive`` when its score is at least this (0 < t <= 1).
+    ``threshold``: a verdict is ``sensitive`` when it has findings and its score is at least
+    this (0 <= t <= 1; 0 means "any finding").
     ``keywords``: admin keywords, matched case-insensitively as whole words.
     ``patterns``: admin regexes (Python syntax), validated here: ``ValueError`` if invalid or
     liable to catastrophic backtracking.
     ``enabled``: the detector names to run (see :data:`DETECTORS`); ``None`` runs all of them.
+    The ``overflow`` guard (work budget exhausted: fail closed) is always on.
     """
 
     __slots__ = ("threshold", "enabled", "_builtin", "_kw_low", "_patterns")
@@ -37,8 +38,8 @@ class Inspector:
     def __init__(self, threshold: float = 0.5, keywords: Iterable[str] = (),
                  patterns: Iterable[str] = (), enabled: set[str] | None = None):
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-                or math.isnan(threshold) or not 0.0 < threshold <= 1.0:
-            raise ValueError("threshold must be a number in (0, 1]")
+                or math.isnan(threshold) or not 0.0 <= threshold <= 1.0:
+            raise ValueError("threshold must be a number between 0 and 1")
         if isinstance(keywords, str) or isinstance(patterns, str):
             raise ValueError("keywords and patterns must be lists of strings, not a string")
         if enabled is None:
@@ -83,7 +84,7 @@ class Inspector:
                         if not budget.take(m.start()):
                             break
                         raw.append(("custom_pattern", m.start(), m.end(), w))
-        if budget.overflow_at >= 0 and "overflow" in self.enabled:
+        if budget.overflow_at >= 0:  # always: the fail-closed guard is not optional
             raw.append(("overflow", budget.overflow_at, len(text), WEIGHT["overflow"]))
         if not raw:
             return []

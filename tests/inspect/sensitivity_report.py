@@ -132,10 +132,34 @@ def measure_cost(repeat: int = 300) -> dict[str, float]:
     return out
 
 
-def render_cost(cost: dict[str, float]) -> str:
+def measure_adversarial() -> list[tuple[str, float]]:
+    """CPU milliseconds (best of 3) for each 1 MB input of the performance test."""
+    from test_inspect_performance import ADVERSARIAL
+
+    inspector = Inspector()
+    out = []
+    for name, text in ADVERSARIAL.items():
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.process_time()
+            inspector.inspect_text(text)
+            best = min(best, time.process_time() - t0)
+        out.append((name, best * 1000))
+    return sorted(out, key=lambda x: -x[1])
+
+
+def render_cost(cost: dict[str, float], adversarial: list[tuple[str, float]]) -> str:
     lines = ["| 10 KB message | CPU per `inspect_text` |", "|---|---:|"]
     for name, us in cost.items():
         lines.append(f"| {name} | {us:,.0f} µs |")
+    times = sorted(ms for _, ms in adversarial)
+    median = times[len(times) // 2]
+    lines += ["", f"1 MB adversarial inputs ({len(adversarial)} of them, "
+              "`test_inspect_performance.py`): median "
+              f"{median:.0f} ms, slowest five:", "",
+              "| 1 MB input | CPU |", "|---|---:|"]
+    for name, ms in adversarial[:5]:
+        lines.append(f"| {name} | {ms:.0f} ms |")
     return "\n".join(lines)
 
 
@@ -169,7 +193,7 @@ def main(argv: list[str]) -> int:
         return 0 if ok else 1
     doc = replace_section(doc, "precision-recall", table)
     if "--no-cost" not in argv:
-        doc = replace_section(doc, "cost", render_cost(measure_cost()))
+        doc = replace_section(doc, "cost", render_cost(measure_cost(), measure_adversarial()))
     DOC.write_text(doc, encoding="utf-8")
     print(table)
     return 0

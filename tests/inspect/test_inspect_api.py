@@ -156,9 +156,12 @@ def test_threshold_semantics():
     assert strict.inspect_text(text_one).findings  # still reported
     assert strict.inspect_text(text_two).sensitive  # 0.75
     assert Inspector(threshold=1.0).inspect_text(PEM).sensitive
+    anything = Inspector(threshold=0)
+    assert anything.inspect_text(text_one).sensitive
+    assert not anything.inspect_text("nothing to see").sensitive
 
 
-@pytest.mark.parametrize("bad", [0, -0.1, 1.5, math.nan, "0.5", True, None])
+@pytest.mark.parametrize("bad", [-0.1, 1.5, math.nan, "0.5", True, None])
 def test_threshold_is_validated(bad):
     with pytest.raises(ValueError):
         Inspector(threshold=bad)

@@ -175,3 +175,14 @@ def test_redaction_is_idempotent_on_the_corpus():
         twice, v2 = insp.redact_text(once)
         assert twice == once
         assert v2.findings == [], (ex["text"], v2.detectors)
+
+
+def test_json_fallback_when_a_span_crosses_json_syntax():
+    insp = Inspector(patterns=[r'note": "Proj'])  # an admin pattern written against raw JSON
+    args = json.dumps({"note": "Project Nightingale", "to": "bob@example.com"})
+    msgs = [{"role": "assistant", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": args}}]}]
+    red, v = insp.redact_messages(msgs)
+    assert v.detectors == ["custom_pattern", "email"]
+    out = json.loads(red[0]["tool_calls"][0]["function"]["arguments"])  # still valid JSON
+    assert out == {"note": "Project Nightingale", "to": "[REDACTED:pii]"}
