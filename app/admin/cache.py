@@ -12,10 +12,11 @@ from app.admin.forms import ConfirmForm, options
 from app.admin.htmx import render
 from app.extensions import db
 from app.models import GatewayKey
-from app.services import audit
+
 from app.services import keys as key_service
 from app.services import models as model_service
 from app.services import settings as settings_service
+from app.services import response_cache as cache_service
 from app.services.response_cache import response_cache
 
 bp = Blueprint("cache", __name__, url_prefix="/cache")
@@ -42,6 +43,8 @@ class ClearForm(FlaskForm):
 
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
+        if self.by.errors:
+            self.form_errors.append("Choose what to clear: a model, a key or a pattern.")
         field = self.field_for_scope()
         if field is not None and (field.data is None or str(field.data).strip() == ""):
             field.errors = [*field.errors, f"Choose the {field.label.text.lower()} to clear."]
@@ -56,10 +59,7 @@ class ClearForm(FlaskForm):
 
 def _clear(label: str, **filters) -> int:
     """Remove matching entries, audited (the entries themselves are not configuration)."""
-    removed = response_cache().clear(**filters)
-    audit.record(current_user.username, "clear", "cache", None, label, {"removed": removed})
-    db.session.commit()
-    return removed
+    return cache_service.clear(current_user.username, label, **filters)
 
 
 def _entries(n: int) -> str:
@@ -76,12 +76,12 @@ def _size(n: int) -> str:
 
 def _page(form: ClearForm, status: int = 200):
     stats = response_cache().stats()
-    keys = key_service.list_all()
-    form.key_id.choices = options([("", "Choose a key…")] + [(k.id, f"{k.name} · {k.prefix}…") for k in keys])
+    form.key_id.choices = options([("", "Choose a key…")] + [
+        (k.id, f"{k.name} · {k.prefix}…") for k in key_service.list_all()])
     used_pct = min(100.0, 100.0 * stats["bytes"] / stats["max_bytes"]) if stats["max_bytes"] else 0.0
     return render("admin/cache/index.html", "admin/cache/_stats.html", status=status, stats=stats,
                   size=_size(stats["bytes"]), max_size=_size(stats["max_bytes"]),
-                  used_pct=round(used_pct, 1), form=form, settings=settings_service.current()["cache"],
+                  used_pct=used_pct, form=form, settings=settings_service.current()["cache"],
                   model_names=sorted({m.name for m in model_service.search()}))
 
 

@@ -288,7 +288,7 @@ class ModelForm(LimitFields, FlaskForm):
                                                [Optional(), NumberRange(0, 100000)], places=None,
                                                description="Blank = same as input.")
     priority = IntegerField("Priority", [Optional(), NumberRange(-1000, 1000)], default=0,
-                            description="Higher is tried first when several models share a name.")
+                            description="Lower is tried first when several models share a name.")
     weight = IntegerField("Weight", [Optional(), NumberRange(0, 1000)], default=1,
                           description="Load-balancing share among equal priorities.")
     enabled = BooleanField("Enabled", default=True)

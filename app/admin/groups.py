@@ -23,11 +23,8 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from app.admin.access import admin_only
 from app.admin.forms import ConfirmForm, attempt, options, plain_decimal
 from app.admin.htmx import is_fragment_request, render
-from app.extensions import db
-from app.services import audit
 from app.services import groups as group_service
 from app.services import models as model_service
-from app.services.router import router
 from app.services.routing_state import live_states
 
 bp = Blueprint("groups", __name__, url_prefix="/groups")
@@ -141,10 +138,7 @@ def breaker_counts(views: list[dict]) -> dict[str, int]:
 
 def reset_breaker(m) -> None:
     """Close a deployment's breaker (also ends `disabled` once a bad key is fixed); audited."""
-    router().breaker.reset(m.id)
-    audit.record(current_user.username, "reset_breaker", "model", m.id, m.name,
-                 {"provider": m.provider.name, "model_id": m.model_id})
-    db.session.commit()
+    group_service.reset_breaker(m, current_user.username)
 
 
 # --- pages ---------------------------------------------------------------------------------------

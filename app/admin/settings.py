@@ -87,13 +87,13 @@ class SettingsForm(FlaskForm):
                           "max_mb": self.max_mb.data}}
 
     def explain_pattern_errors(self) -> None:
-        """"patterns: custom pattern #2 is …" -> "Line 3 (ACME-[): is …": the line as typed."""
+        """"patterns: custom pattern #2 is …" -> "Line 3 (ACME-[) is …": the line as typed."""
         lines = _lines(self.patterns.data)
 
         def where(match):
             i = int(match.group(1)) - 1
-            return f"Line {lines[i][0]} ({lines[i][1]}):" if i < len(lines) else match.group(0)
-        self.patterns.errors = [re.sub(r"^(?:patterns: )?custom pattern #(\d+)(?::| )?", where, e)
+            return f"Line {lines[i][0]} ({lines[i][1]})" if i < len(lines) else match.group(0)
+        self.patterns.errors = [re.sub(r"^(?:patterns: )?custom pattern #(\d+)", where, e)
                                 for e in self.patterns.errors]
 
 

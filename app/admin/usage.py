@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, request
@@ -195,7 +196,7 @@ def display_name(name: str, group: str | None, ident: Any = None) -> str:
 
 
 def _bucket_labels(buckets: list[str], step: int) -> tuple[list[str], list[str]]:
-    from datetime import datetime
+    """Axis labels (short) and table/tooltip labels (full, UTC) for the bucket starts."""
     times = [datetime.fromisoformat(b.rstrip("Z")) for b in buckets]
     short = "%b %d" if step >= 86400 else "%b %d %H:%M" if step > 3600 else "%H:%M"
     return [t.strftime(short) for t in times], [t.strftime("%Y-%m-%d %H:%M UTC") for t in times]
@@ -256,9 +257,9 @@ def build_charts(q: Query) -> list[dict[str, Any]]:
               [line("Error rate", "error_rate", "#f04438", 100, 2, fill=True)], f"{per}, share of requests"),
         chart("latency", "Latency", "line", "ms",
               [line("Latency p50", "latency_p50_ms", "#4f46e5"),
-               line("Latency p95", "latency_p95_ms", "#4f46e5", dash=True),
+               line("Latency p95", "latency_p95_ms", "#a5b4fc", dash=True),
                line("TTFB p50", "ttfb_p50_ms", "#0ea5e9"),
-               line("TTFB p95", "ttfb_p95_ms", "#0ea5e9", dash=True)], f"{per}, total and time to first byte"),
+               line("TTFB p95", "ttfb_p95_ms", "#7dd3fc", dash=True)], f"{per}, total and time to first byte"),
         chart("cache", "Cache hit rate", "line", "pct",
               [line("Cache hit rate", "cache_hit_rate", "#10b981", 100, 2, fill=True)],
               f"{per}, share served from the response cache"),
@@ -290,9 +291,9 @@ def compact(value: float | int | None) -> str:
     """1234 -> "1.2k", 2_500_000 -> "2.5M": token counts on cards."""
     if value is None:
         return "—"
-    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+    for size, unit, digits in ((1e9, "B", 2), (1e6, "M", 2), (1e3, "k", 1)):
         if abs(value) >= size:
-            text = f"{value / size:.1f}".rstrip("0").rstrip(".")
+            text = f"{value / size:.{digits}f}".rstrip("0").rstrip(".")
             return f"{text}{unit}"
     return f"{value:,.0f}"
 
@@ -308,7 +309,7 @@ def format_value(value, unit: str) -> str:
     if unit == "pct":
         return f"{value:.2f}%" if value < 10 else f"{value:.1f}%"
     if unit == "ms":
-        return ms(value) if value < 10_000 else f"{value / 1000:.1f} s"
+        return ms(value) if value < 1000 else f"{value / 1000:.2f} s" if value < 10_000 else f"{value / 1000:.1f} s"
     if unit == "tokens":
         return compact(value)
     return thousands(int(value))

@@ -3,7 +3,7 @@ from flask import jsonify
 from app.api import body, bp
 from app.services import audit
 from app.services import validation as v
-from app.services.response_cache import response_cache
+from app.services.response_cache import clear, response_cache
 
 
 @bp.get("/cache")
@@ -21,8 +21,6 @@ def cache_clear():
     model = v.text(data, "model", max_len=200)
     key_id = v.integer(data, "key_id", lo=1)
     pattern = v.text(data, "pattern", max_len=200)
-    removed = response_cache().clear(model=model, key_id=key_id, pattern=pattern)
-    audit.record(g.actor, "clear", "cache", None, model or pattern or (f"key {key_id}" if key_id else "all"),
-                 {"removed": removed})
-    db.session.commit()
+    removed = clear(g.actor, model or pattern or (f"key {key_id}" if key_id else "all"),
+                    model=model, key_id=key_id, pattern=pattern)
     return jsonify({"removed": removed})

@@ -35,11 +35,7 @@ def delete_group(name: str):
 @bp.post("/deployments/<int:model_pk>/breaker/reset")
 def reset_breaker(model_pk: int):
     """Close a deployment's breaker (also ends `disabled` after a bad provider key was fixed)."""
-    from app.extensions import db
-    from app.services import audit, models
-    from app.services.router import router
+    from app.services import models
     m = models.get(model_pk)
-    router().breaker.reset(m.id)
-    audit.record(g.actor, "reset_breaker", "model", m.id, m.name, {})
-    db.session.commit()
+    groups.reset_breaker(m, g.actor)
     return jsonify({"id": m.id, "breaker": _live().get(m.id, {}).get("breaker")})

@@ -443,6 +443,9 @@ class Proxy:
         if self.cache is None or not settings.get("enabled", True):
             return None, None, None
         from app.cache import cache_key, decide
+        max_bytes = int(settings.get("max_mb") or 256) * 1024 * 1024
+        if self.cache.max_bytes != max_bytes:  # the console's cap, applied without a restart
+            self.cache.max_bytes = max_bytes
         decision = decide(body, headers)
         scope = f"key:{call.key.id}" if settings.get("scope") == "key" else ""
         ttl = None

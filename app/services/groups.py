@@ -80,5 +80,15 @@ def put(name: str, data: dict, actor: str) -> tuple[ModelGroup, bool]:
     return group, False
 
 
+def reset_breaker(model: Model, actor: str) -> None:
+    """Close a deployment's breaker (also ends `disabled` once a bad key is fixed); audited."""
+    from app.services import audit
+    from app.services.router import router
+    router().breaker.reset(model.id)
+    audit.record(actor, "reset_breaker", "model", model.id, model.name,
+                 {"provider": model.provider.name, "model_id": model.model_id})
+    db.session.commit()
+
+
 def delete(group: ModelGroup, actor: str) -> None:
     changes.deleted(group, "group", group.name, actor)

@@ -17,3 +17,13 @@ def response_cache() -> ResponseCache:
         max_mb = int(current_app.config.get("CACHE_MAX_MB", 256))
         c = ext["gateway_cache"] = ResponseCache(SQLiteStore(path), max_bytes=max_mb * 1024 * 1024)
     return c
+
+
+def clear(actor: str, label: str, **filters) -> int:
+    """Remove matching entries (model, key_id or glob pattern), with an audit row."""
+    from app.extensions import db
+    from app.services import audit
+    removed = response_cache().clear(**filters)
+    audit.record(actor, "clear", "cache", None, label, {"removed": removed})
+    db.session.commit()
+    return removed

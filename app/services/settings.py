@@ -51,12 +51,17 @@ def validate_sensitivity(data: dict, partial: bool = True) -> dict[str, Any]:
     if "action" in data or not partial:
         out["action"] = v.choice(data, "action", SENSITIVITY_ACTIONS, default="allow")
     if "threshold" in data:
-        out["threshold"] = v.number(data, "threshold", lo=0, hi=1)
+        out["threshold"] = v.number(data, "threshold", lo=0.01, hi=1)
     if "trusted_levels" in data:
         out["trusted_levels"] = v.string_list(data, "trusted_levels", allowed=TRUST_LEVELS)
     if "keywords" in data:
         out["keywords"] = v.string_list(data, "keywords", max_items=200)
+        if any(len(k) > 200 for k in out["keywords"]):
+            raise ValidationFailed("keywords must be at most 200 characters each", field="keywords")
     if "patterns" in data:
+        raw = data.get("patterns")
+        if isinstance(raw, str):  # one per line: commas are regex syntax ({3,4})
+            data = {**data, "patterns": [p for p in raw.splitlines() if p.strip()]}
         patterns = v.string_list(data, "patterns", max_items=100)
         from app.inspect import Inspector
         try:

@@ -59,7 +59,8 @@
         ds.pointRadius = 0;
         ds.pointHoverRadius = 4;
         ds.pointHitRadius = 8;
-        ds.tension = 0.25;
+        ds.cubicInterpolationMode = "monotone";  // smooth, but never dips below 0 %
+        ds.pointStyle = "line";
         ds.fill = d.fill ? "origin" : false;
         ds.spanGaps = false;
         if (d.dash) ds.borderDash = [5, 4];
@@ -84,7 +85,8 @@
         plugins: {
           legend: {
             display: spec.datasets.length > 1, position: "bottom", align: "start",
-            labels: { boxWidth: 10, boxHeight: 10, padding: 14, useBorderRadius: true, borderRadius: 2 }
+            labels: line ? { usePointStyle: true, pointStyleWidth: 22, boxHeight: 8, padding: 14 }
+                         : { boxWidth: 10, boxHeight: 10, padding: 14, useBorderRadius: true, borderRadius: 2 }
           },
           tooltip: {
             backgroundColor: "#101828", padding: 10, boxPadding: 4, cornerRadius: 6,

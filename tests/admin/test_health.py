@@ -1,12 +1,13 @@
-"""Health dashboard: polling fragment, check now, check all, scheduling note."""
+"""Health dashboard: polling fragment, check now, check all, scheduling note, breakers."""
 from __future__ import annotations
 
+import pytest
 import requests
 
 from app.extensions import db
 from app.models import HealthCheck, Provider
 
-from .helpers import HTMX, MODEL_LIST, UPSTREAM, is_fragment, text
+from .helpers import HTMX, MODEL_LIST, UPSTREAM, element, is_fragment, squash, text
 
 
 def test_dashboard_lists_providers_and_explains_scheduling(admin_client, make_provider):
@@ -83,3 +84,97 @@ def test_viewer_reads_but_cannot_check(viewer_client, make_provider, count):
     assert viewer_client.post(f"/health/{p.id}/check", headers=HTMX).status_code == 403
     assert viewer_client.post("/health/check-all", headers=HTMX).status_code == 403
     assert count(HealthCheck) == 0
+
+
+# --- circuit breakers ---------------------------------------------------------------------------
+
+def _trip(model_id: int, outcome: str, times: int = 1, detail: str | None = None) -> None:
+    import time
+
+    from app.services.router import router
+    for _ in range(times):
+        router().breaker.record(model_id, outcome, time.time(), detail=detail)
+
+
+@pytest.fixture
+def deployments(make_provider, make_model):
+    """Provider Acme AI with two routed models and a disabled one."""
+    p = make_provider(name="Acme AI")
+    return {"p": p, "mini": make_model(p, model_id="gpt-4o-mini"),
+            "big": make_model(p, model_id="gpt-4o"),
+            "off": make_model(p, model_id="o1", enabled=False)}
+
+
+def test_breaker_column_summarises_each_providers_deployments(admin_client, deployments):
+    _trip(deployments["big"].id, "server_error", times=5)
+    cell = squash(element(text(admin_client.get("/health")), f"breakers-{deployments['p'].id}"))
+    assert "1 closed" in cell and "1 open" in cell and "disabled" not in cell  # o1 is not routed
+    assert "gpt-4o" in cell and "probe in" in cell and "gpt-4o-mini" not in cell
+    assert "<th>Breakers</th>" in text(admin_client.get("/health"))
+
+
+def test_provider_without_models_has_no_breakers(admin_client, make_provider):
+    p = make_provider(name="Empty")
+    assert "no routed models" in element(text(admin_client.get("/health")), f"breakers-{p.id}")
+
+
+def test_no_alert_while_nothing_is_disabled(admin_client, deployments):
+    _trip(deployments["big"].id, "server_error", times=5)  # open is not disabled
+    html = text(admin_client.get("/health"))
+    assert '<div id="breaker-alert" class="breaker-alert-slot"></div>' in html
+
+
+def test_disabled_deployment_raises_the_alert(admin_client, deployments):
+    _trip(deployments["big"].id, "auth", detail="Incorrect API key provided")
+    html = text(admin_client.get("/health"))
+    alert = squash(element(html, "breaker-alert"))
+    assert html.index('id="breaker-alert"') < html.index('id="health-table"')  # at the top
+    assert "1 deployment is disabled: the upstream rejected the credentials" in alert
+    assert "Fix the key, then reset the breaker." in alert and "Incorrect API key provided" in alert
+    assert "Acme AI" in alert and "gpt-4o" in alert and "since just now" in alert
+    assert f'href="/providers/{deployments["p"].id}/edit"' in alert
+    assert f'hx-post="/health/deployments/{deployments["big"].id}/reset"' in alert
+    assert "1 disabled" in element(html, f"breakers-{deployments['p'].id}")
+
+
+def test_poll_carries_the_alert_out_of_band(admin_client, deployments):
+    _trip(deployments["big"].id, "auth")
+    body = text(admin_client.get("/health", headers=HTMX)).strip()
+    assert body.startswith('<section id="health-table"')
+    assert '<div id="breaker-alert" class="breaker-alert-slot" hx-swap-oob="true">' in body
+    assert "1 deployment is disabled" in body
+
+
+def test_reset_from_the_alert(admin_client, deployments, audit_rows):
+    import time
+
+    from app.services.router import router
+    big = deployments["big"]
+    _trip(big.id, "auth")
+    r = admin_client.post(f"/health/deployments/{big.id}/reset", headers=HTMX)
+    assert r.status_code == 200 and is_fragment(r)
+    body = text(r)
+    assert '<div id="breaker-alert" class="breaker-alert-slot" hx-swap-oob="true"></div>' in body
+    assert "2 closed" in squash(element(body, f"breakers-{deployments['p'].id}"))
+    assert router().breaker.state(big.id, time.time())["state"] == "closed"
+    entry = audit_rows("model", "reset_breaker")[0]
+    assert (entry.entity_id, entry.actor) == (big.id, "admin")
+
+
+def test_reset_without_htmx_redirects_with_flash(admin_client, deployments):
+    _trip(deployments["big"].id, "auth")
+    r = admin_client.post(f"/health/deployments/{deployments['big'].id}/reset")
+    assert r.status_code == 303 and r.headers["Location"] == "/health"
+    assert "Breaker of Acme AI · gpt-4o reset" in text(admin_client.get("/health"))
+
+
+def test_viewer_sees_the_alert_but_cannot_reset(viewer_client, deployments):
+    import time
+
+    from app.services.router import router
+    _trip(deployments["big"].id, "auth")
+    alert = element(text(viewer_client.get("/health")), "breaker-alert")
+    assert "Fix the key, then reset the breaker" in alert and "Reset breaker" not in alert
+    r = viewer_client.post(f"/health/deployments/{deployments['big'].id}/reset", headers=HTMX)
+    assert r.status_code == 403
+    assert router().breaker.state(deployments["big"].id, time.time())["state"] == "disabled"

@@ -201,6 +201,12 @@ def test_routing_groups(page: Page, seeded, screens):
     page.click("button:has-text('Delete group')")
     expect(page.locator(".alert-success")).to_contain_text("deleted")
 
+    # narrow screens: the deployments table scrolls inside its card, the page does not
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.goto(f"{gateway}/groups/gpt-4o")
+    assert not page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    shot(page, screens, "group-detail-narrow")
+
 
 def test_health_breakers_and_reset(page: Page, seeded, screens):
     gateway, _ = seeded
