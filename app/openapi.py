@@ -43,6 +43,8 @@ BOOL_STRING = (r"^([Tt][Rr][Uu][Ee]|1|[Yy]([Ee][Ss])?|[Oo][Nn]|[Ff][Aa][Ll][Ss][
 URL_PATTERN = r"^\s*[Hh][Tt][Tt][Pp][Ss]?://[^/?#]"
 BEDROCK_REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 NON_BLANK = r"\S"
+# what Werkzeug's <path:...> converter can route: no newline, no leading or doubled slash
+ROUTABLE = {"type": "string", "minLength": 1, "not": {"pattern": r"^/|//|\n"}}
 
 
 def _ref(name: str) -> dict:
@@ -644,11 +646,13 @@ def _usage_schemas() -> dict[str, Any]:
         "buckets": {"type": "array", "items": iso_out(), "description": "Bucket start times."},
         "step_s": {"type": "integer", "description": "Seconds per bucket."},
         "group_by": {"type": ["string", "null"], "enum": [*GROUPS, None]},
+        "source": enum(("rollup", "raw"), "rollup: the 5-minute rollups (one filter at most, "
+                       "or grouped by the filtered dimension); raw: the request records."),
         "series": {"type": "object", "additionalProperties": {
             "type": "array", "items": _ref("UsageMetrics")},
             "description": "Per group (the 8 largest by requests, the rest as `other`; a single "
                            "series named \"\" when not grouped): one entry per bucket."}},
-        ["buckets", "step_s", "group_by", "series"], additional=False)
+        ["buckets", "step_s", "group_by", "source", "series"], additional=False)
     row = copy.deepcopy(s["UsageMetrics"])
     row["properties"] = {"name": {"type": "string", "description": "Label (\"(none)\" for "
                                                                    "no value)."},
@@ -1039,7 +1043,7 @@ def _paths() -> dict[str, Any]:
         "summary": "One model", "description": "Needs the `models` scope. Accepts a public name "
         "or an upstream model id (which may contain `/`).", "security": v1_sec,
         "parameters": [{"name": "model_id", "in": "path", "required": True,
-                        "schema": {"type": "string", "minLength": 1}}],
+                        "schema": ROUTABLE}],
         "responses": {**ok("ModelObject"), **_errors("401", "403", "404")}}}
     key_info = {
         "tags": ["OpenAI-compatible"], "security": v1_sec,
@@ -1140,9 +1144,9 @@ def _paths() -> dict[str, Any]:
         "delete": _admin("deleteTeam", "Delete a team", "Teams", ok("Deleted", "Deleted."),
                          errors=("404",))}
     gname = [{"name": "name", "in": "path", "required": True,
-              "description": "The public model name (may contain /; at most 200 characters, "
-                             "trimmed).",
-              "schema": {"type": "string", "minLength": 1}}]
+              "description": "The public model name (may contain single slashes; at most 200 "
+                             "characters, trimmed; not blank).",
+              "schema": ROUTABLE}]
     p[f"{A}/groups"] = {"get": _admin("listGroups", "List routing groups", "Routing",
                                       ok("GroupList"))}
     p[f"{A}/groups/{{name}}"] = {
@@ -1151,7 +1155,9 @@ def _paths() -> dict[str, Any]:
                       errors=("404",)),
         "put": _admin("putGroup", "Create or update a routing group", "Routing",
                       {**ok("Group", "Updated."), **ok("Group", "Created.", "201")},
-                      body="GroupInput"),
+                      body="GroupInput", errors=("404",),
+                      description="404 only for a name that cannot be routed (a newline, a "
+                                  "leading or doubled slash)."),
         "delete": _admin("deleteGroup", "Delete a routing group", "Routing",
                          ok("GroupDeleted", "Deleted (the deployments stay)."),
                          errors=("404",))}
@@ -1192,14 +1198,16 @@ def _paths() -> dict[str, Any]:
                             {"type": "string", "format": "date"}, {"const": ""}]},
           "Custom window end (default now); needs start."),
     ]
-    def id_q(name: str, description: str) -> dict:
-        return q(name, {"anyOf": [{"type": "integer", "minimum": 0, "maximum": INT64_MAX},
-                                  {"const": "", "description": "No filter."}]}, description)
+    def id_q(name: str, description: str, lo: int | None = 0) -> dict:
+        canonical = {"type": "integer", "maximum": INT64_MAX,
+                     **({"minimum": lo} if lo is not None else {"minimum": -INT64_MAX - 1})}
+        return q(name, {"anyOf": [canonical, {"const": "", "description": "No filter."}]},
+                 description)
 
     roll_filters = [
         q("model", {"type": "string"}, "Only this public model name."),
-        id_q("provider_id", "Only this provider."),
-        id_q("key_id", "Only this key."),
+        id_q("provider_id", "Only this provider.", lo=None),
+        id_q("key_id", "Only this key.", lo=None),
         q("owner", {"type": "string"}, "Only keys of this owner (team)."),
     ]
     bool_q = {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": BOOL_STRING}]}

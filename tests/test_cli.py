@@ -88,6 +88,9 @@ def test_seed_usage_builds_consistent_rollups(app):
     r = app.test_cli_runner().invoke(args=["seed-usage", "--rows", "3000", "--days", "2"])
     assert r.exit_code == 0 and "inserted 3,000" in r.output
     raw = db.session.execute(db.select(db.func.count(UsageRecord.id), db.func.sum(UsageRecord.prompt_tokens))).one()
+    # each row's random draws are taken once: a 200 never carries an error class
+    assert db.session.scalar(db.select(db.func.count(UsageRecord.id)).where(
+        UsageRecord.status_code == 200, UsageRecord.error_class.is_not(None))) == 0
     for dim in ("model", "provider", "key", "owner"):
         rolled = db.session.execute(db.select(db.func.sum(UsageRollup.requests), db.func.sum(UsageRollup.prompt_tokens))
                                     .where(UsageRollup.dim == dim)).one()

@@ -18,7 +18,7 @@ OWNERS = ["research", "support", "growth", ""]
 
 SQLITE_BATCH = """
 WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < :n),
-r AS (SELECT n AS a, abs(random()) % 1000000 AS b,
+r AS MATERIALIZED (SELECT n AS a, abs(random()) % 1000000 AS b,
              abs(random()) % 1000000 AS c, abs(random()) % 100 AS d FROM seq)
 INSERT INTO usage_records (created_at, endpoint, key_id, model_name, provider_id, prompt_tokens,
     completion_tokens, cached_tokens, tokens_estimated, cost_usd, latency_ms, ttfb_ms, status_code,

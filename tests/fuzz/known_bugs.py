@@ -183,6 +183,23 @@ def _tool_calls(case) -> bool:
     return False
 
 
+def _usage_filter_not_int(case) -> bool:
+    if case.path not in USAGE:
+        return False
+    q = _query(case)
+    for name in ("provider_id", "key_id"):
+        value = q.get(name)
+        if value in (None, "") or isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            continue
+        try:
+            int(str(value))
+        except ValueError:
+            return True
+    return False
+
+
 def _huge_timeseries(case) -> bool:
     if case.path != "/api/admin/usage/timeseries":
         return False
@@ -224,6 +241,29 @@ def _strict_json(env):
     except ValueError:
         r.status_code = 599  # reported by the test as "not JSON"
     return r
+
+
+def _budget_case(case) -> bool:
+    def out_of_range(budget) -> bool:
+        if not isinstance(budget, dict):
+            return False
+        value = budget.get("amount_usd")
+        try:
+            from decimal import Decimal
+            d = Decimal(str(value))
+        except Exception:
+            return False
+        return d.is_finite() and d != 0 and abs(d.adjusted()) > 900_000
+    return case.path.startswith(("/api/admin/keys", "/api/admin/teams")) and \
+        out_of_range(_body(case).get("budget"))
+
+
+def _budget_then_key_info(env):
+    r = env.client.post("/api/admin/keys", json={"name": "b", "budget": {
+        "amount_usd": "1e1000000"}}, headers=env.admin)
+    if r.status_code != 201:
+        return r
+    return env.client.get("/v1/key/info", headers={"Authorization": f"Bearer {r.get_json()['key']}"})
 
 
 def _settings_then_chat(patch):
@@ -274,6 +314,14 @@ KNOWN_BUGS: list[KnownBug] = [
         "request_export calls next(lines) on an empty generator -> StopIteration -> 500 (CSV "
         "always has its header row). Fix: first = next(lines, '').",
         _export_jsonl, _export_empty),
+    KnownBug(
+        "usage-filter-not-integer",
+        "Usage summary/timeseries/breakdown with provider_id or key_id that is not an integer "
+        "(e.g. ?provider_id=abc&model=x): with two or more filters usage_query reads the raw "
+        "records and calls int(value) -> ValueError -> 500 (with one filter the rollups compare "
+        "strings and answer 200 with nothing). Fix: parse both with v.integer(lo=0, "
+        "hi=2**63-1) in app/api/usage.py _filters (422).",
+        _usage_filter_not_int, _get("/api/admin/usage/summary?provider_id=abc&model=mini")),
     KnownBug(
         "usage-window-overflow",
         "Usage windows near year 1: usage_query subtracts 299 s from the start (and the "
@@ -341,6 +389,14 @@ KNOWN_BUGS: list[KnownBug] = [
         "so the response (and every later listing, and /v1/key/info for tags) is not valid "
         "JSON. Fix: parse with app.providers.common.loads (orjson refuses them: 400).",
         lambda case: False, _strict_json),
+    KnownBug(
+        "budget-amount-out-of-range",
+        "services/keys.py budget_from accepts any finite Decimal, e.g. amount_usd \"1e1000000\" "
+        "(beyond the decimal context's Emax): GET /v1/key/info then fails with "
+        "decimal.Overflow -> 500, and Gate.admit hits the same error, logs 'limit store "
+        "unavailable; letting the request through' and fails open: the budget is silently not "
+        "enforced. Fix: bound amount_usd (e.g. hi=Decimal(10**12)) in budget_from.",
+        _budget_case, _budget_then_key_info),
     KnownBug(
         "sensitivity-threshold-null",
         "PATCH /api/admin/settings {sensitivity: {action: block, threshold: null}} is accepted "

@@ -14,6 +14,7 @@ not sent, so this test stays green until a new problem appears.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -38,10 +39,10 @@ from tests.fuzz.known_bugs import KNOWN_BUGS
 
 pytestmark = pytest.mark.fuzz
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "140"))
 MIN_REQUESTS = 10_000
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance, negative_data_rejection]
+          response_headers_conformance, response_schema_conformance]
 TRACEBACK = re.compile(rb"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+")
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 CHAT_MODELS = ["mini", "mini", "auto", "gpt-4o-mini-2024", "decoy-model"]
@@ -145,11 +146,81 @@ def own_checks(case, response, error_validator, event_validator) -> list[str]:
     return problems
 
 
+def _close(schema) -> None:
+    """additionalProperties: false on every object schema that lists properties and says
+    nothing about others (the gateway ignores or forwards unknown fields either way)."""
+    if isinstance(schema, dict):
+        if "properties" in schema and "additionalProperties" not in schema and \
+                schema.get("type") in ("object", None):
+            schema["additionalProperties"] = False
+        for value in schema.values():
+            _close(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _close(value)
+
+
+def _refs(schema, found: set) -> None:
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            found.add(ref.rsplit("/", 1)[1])
+        for value in schema.values():
+            _refs(value, found)
+    elif isinstance(schema, list):
+        for value in schema:
+            _refs(value, found)
+
+
+def fuzz_document(doc: dict) -> dict:
+    """The served document, with request bodies closed to unknown fields for generation.
+
+    Unknown fields are ignored (admin) or forwarded (/v1), so generating piles of random extra
+    keys and nested JSON only costs time (it made a chat example ~5x slower): the fuzzer spends
+    it on the documented fields instead. Response schemas are untouched.
+    """
+    doc = copy.deepcopy(doc)
+    schemas = doc["components"]["schemas"]
+    # ToolCall is shared with the chat response: the request side gets its own closed copy
+    schemas["ToolCallRequest"] = copy.deepcopy(schemas["ToolCall"])
+    schemas["ChatMessage"]["properties"]["tool_calls"]["items"] = {
+        "$ref": "#/components/schemas/ToolCallRequest"}
+    names: set = set()
+    for item in doc["paths"].values():
+        for op in item.values():
+            if isinstance(op, dict) and "requestBody" in op:
+                _refs(op["requestBody"], names)
+    todo = list(names)
+    while todo:  # everything a request body refers to, transitively
+        found: set = set()
+        _refs(schemas[todo.pop()], found)
+        todo.extend(found - names)
+        names |= found
+    for name in names:
+        _close(schemas[name])
+    return doc
+
+
+def really_negative(case, body_validators: dict) -> bool:
+    """Is the case invalid under the *served* document? (Generation uses closed request bodies,
+    so a body that is "negative" only by an unknown field is valid for the real contract.)"""
+    from schemathesis.core.parameters import ParameterLocation
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_negative:
+        return False
+    negative = {loc for loc, info in meta.components.items() if info.mode.is_negative}
+    if negative and negative <= {ParameterLocation.BODY}:
+        validator = body_validators.get((case.method.upper(), case.path))
+        if validator is not None and validator.is_valid(case.body):
+            return False
+    return True
+
+
 def _validator(doc, schema) -> Draft202012Validator:
     return Draft202012Validator({**schema, "components": doc["components"]})
 
 
-def run_operation(op, mode, env, run: Run, error_validator, event_validator) -> None:
+def run_operation(op, mode, env, run: Run, error_validator, event_validator, bodies) -> None:
     label = f"{op.method.upper()} {op.path} [{mode.value}]"
     headers = env.chat if op.path.startswith("/v1") else env.admin
     try:
@@ -176,8 +247,9 @@ def run_operation(op, mode, env, run: Run, error_validator, event_validator) -> 
         run.statuses[response.status_code] += 1
         t0 = time.monotonic()
         problems = own_checks(case, response, error_validator, event_validator)
+        checks = CHECKS + ([negative_data_rejection] if really_negative(case, bodies) else [])
         try:
-            case.validate_response(response, checks=CHECKS, headers=headers)
+            case.validate_response(response, checks=checks, headers=headers)
         except (Exception, BaseExceptionGroup) as exc:  # FailureGroup: failed checks
             problems.append(str(exc))
         run.check_time += time.monotonic() - t0
@@ -195,9 +267,13 @@ def run_operation(op, mode, env, run: Run, error_validator, event_validator) -> 
 
 def test_generated_requests_conform_to_the_document(fuzz_env):
     env = fuzz_env
-    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", env.app)
+    served = env.client.get("/api/openapi.json").get_json()
+    assert served == env.doc
+    schema = schemathesis.openapi.from_dict(fuzz_document(served))
+    schema.app = env.app  # requests go to the WSGI app in-process
     # the fuzzer sends real keys itself: no generated (and so no invalid) credentials
     schema.config.generation.update(with_security_parameters=False)
+    schema.config.max_stream_events = 1_000_000  # read whole streams (default: 20 events)
     # 402 (budget) and 413 (too large) are documented refusals too
     schema.config.checks.negative_data_rejection.expected_statuses = [
         "400", "401", "402", "403", "404", "405", "409", "413", "415", "422", "429"]
@@ -205,16 +281,19 @@ def test_generated_requests_conform_to_the_document(fuzz_env):
     event_validator = _validator(env.doc, {"anyOf": [
         {"$ref": "#/components/schemas/ChatCompletionChunk"},
         {"$ref": "#/components/schemas/Error"}]})
+    bodies = {(method.upper(), path): _validator(served, op["requestBody"]["content"][
+        "application/json"]["schema"]) for path, item in served["paths"].items()
+        for method, op in item.items() if isinstance(op, dict) and "requestBody" in op}
     operations = [r.ok() for r in schema.get_all_operations()]
     operations = [op for op in operations if op.path.startswith(("/v1", "/api/admin"))]
     # the proxy first: the admin half rewires the configuration as it goes
     operations.sort(key=lambda op: (not op.path.startswith("/v1"), op.path, op.method))
-    assert len(operations) >= 45
+    assert len(operations) >= 45 and all(op.app is env.app for op in operations)
     run = Run()
     started = time.monotonic()
     for op in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            run_operation(op, mode, env, run, error_validator, event_validator)
+            run_operation(op, mode, env, run, error_validator, event_validator, bodies)
     elapsed = time.monotonic() - started
     summary = (f"{run.requests} requests in {elapsed:.0f}s ({run.requests / elapsed:.0f}/s) over "
                f"{len(operations)} operations; statuses {dict(sorted(run.statuses.items()))}; "
