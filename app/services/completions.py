@@ -456,7 +456,9 @@ class Proxy:
             except ValueError:
                 raise ProxyError(400, "x-gateway-cache-ttl must be a number of seconds",
                                  code="invalid_header") from None
-        ttl = ttl or float(settings.get("default_ttl") or 3600)
+        overrides = settings.get("ttl_overrides") or {}
+        ttl = ttl or float(overrides.get(f"key:{call.key.id}") or overrides.get(name)
+                           or settings.get("default_ttl") or 3600)
         call.cache_status = "BYPASS" if not decision.lookup else "MISS"
         return decision, cache_key(body, name, scope), ttl
 

@@ -20,7 +20,8 @@ DEFAULTS: dict[str, Any] = {
         "keywords": [],
         "patterns": [],
     },
-    "cache": {"enabled": True, "default_ttl": 3600, "max_mb": 256},
+    # ttl_overrides: {"<public model name>" or "key:<id>": seconds}; a key's wins over a model's
+    "cache": {"enabled": True, "default_ttl": 3600, "max_mb": 256, "ttl_overrides": {}},
 }
 
 
@@ -88,6 +89,11 @@ def update(data: dict, actor: str) -> dict[str, Any]:
             section["default_ttl"] = v.integer(raw, "default_ttl", lo=1, hi=30 * 86400)
         if "max_mb" in raw:
             section["max_mb"] = v.integer(raw, "max_mb", lo=1, hi=100_000)
+        if "ttl_overrides" in raw:
+            overrides = v.mapping(raw, "ttl_overrides")
+            section["ttl_overrides"] = {
+                str(k)[:200]: v.integer({"ttl": val}, "ttl", lo=1, hi=30 * 86400)
+                for k, val in overrides.items()}
         stored.setdefault("cache", {}).update(section)
     unknown = set(data) - {"sensitivity", "cache"}
     if unknown:

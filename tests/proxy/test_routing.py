@@ -198,3 +198,20 @@ def test_cache_hit_costs_nothing_against_the_budget(gw_client, openai_route):
         assert gw_client.post("/v1/chat/completions", headers=h, json=body).headers["x-cache"] == "HIT"
     spent = gw_client.get("/v1/key/info", headers=h).get_json()["state"]["budgets"][0]["spent_usd"]
     assert Decimal(spent) == Decimal("0.0000045")  # one upstream call: 10 x 0.15 + 5 x 0.60 per 1M
+
+
+@responses.activate
+def test_cache_ttl_per_model_and_key(gw, gw_client, auth, openai_route):
+    import time as _time
+    from app.services import settings
+    from app.services.response_cache import response_cache
+    settings.update({"cache": {"ttl_overrides": {"mini": 5}}}, actor="t")
+    responses.post("http://up.test/v1/chat/completions", json=reply("x"))
+    gw_client.post("/v1/chat/completions", headers=auth, json={"model": "mini", "messages": MSG, "temperature": 0})
+    from app.cache import cache_key
+    entry = response_cache().get(cache_key({"model": "mini", "messages": MSG, "temperature": 0}, "mini"), _time.time())
+    assert entry is not None and 4 <= entry.expires - entry.created <= 5
+    import pytest as _pytest
+    from app.services.errors import ValidationFailed
+    with _pytest.raises(ValidationFailed):
+        settings.update({"cache": {"ttl_overrides": {"mini": 0}}}, actor="t")
