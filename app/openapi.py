@@ -1281,6 +1281,28 @@ def _paths() -> dict[str, Any]:
     return p
 
 
+DESCRIPTION = """\
+Two faces of the gateway:
+
+* **/v1** speaks the OpenAI API (chat completions, embeddings, models): point any OpenAI SDK at
+  this gateway with a gateway key (`gw-...`) as its API key. The gateway checks the fields it
+  needs (model, messages, stream, number types, token counts, embeddings input) and forwards the
+  others to the upstream provider, whose refusals come back as 400s in the same error shape.
+* **/api/admin** is the JSON admin API: a key with the `admin` scope (or the
+  `GATEWAY_MASTER_KEY`).
+
+Every error is `{"error": {"message", "type", "param", "code"}}`. Every response carries
+`x-request-id`.
+
+Admin fields are lenient in documented ways: integer and number fields also take numeric strings,
+and `null` or `""` for "not set"; booleans also take true/false/yes/no/on/off/y/n/1/0 (any case);
+lists of strings also take one comma- or newline-separated string; text is trimmed before its
+length is checked, and blank text counts as not given. The first branch of each `anyOf` is the
+canonical form. Unknown fields are ignored, except in `limits` and in the settings document
+(422).
+"""
+
+
 @lru_cache(maxsize=1)
 def _document() -> dict[str, Any]:
     error_responses = {f"E{c}": _err(d) for c, d in ERRORS.items() if c != "429"}
@@ -1291,7 +1313,7 @@ def _document() -> dict[str, Any]:
             "title": "LLM Gateway API",
             "version": "1",
             "summary": "One OpenAI-compatible front door to every provider, and its admin API.",
-            "description": __doc__,
+            "description": DESCRIPTION,
         },
         "servers": [{"url": "/", "description": "This gateway"}],
         "tags": [

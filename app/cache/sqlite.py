@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import random
 import sqlite3
 import threading
-import time
-import weakref
 from collections import OrderedDict
 
+from ..sqlitefile import Connection, SQLiteFile
 from .core import Pending, Record, Store
 
 SCHEMA_VERSION = 1
@@ -59,67 +57,32 @@ _COUNTERS = ("entries", "bytes", "hits", "misses", "evictions", "expired")
 _SELECT = ("SELECT key, model, key_id, created, expires, size, body FROM cache_entry"
            " WHERE key=?")
 _BUMP = "UPDATE cache_meta SET value=value+? WHERE name=?"
-_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-_FORK_ORPHANS: list = []   # connections inherited across fork: kept referenced, never closed
 
 
-class _Connection(sqlite3.Connection):
-    generation = 0          # the store's fork generation the connection was opened in
+class _Connection(Connection):
     data_version = None     # the last PRAGMA data_version this connection reported
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return (code & 0xFF) in _BUSY_CODES
-    text = str(exc)
-    return "locked" in text or "busy" in text
-
-
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteFile, Store):
     """Cached responses in the SQLite file at ``path`` (created if missing)."""
+
+    _connection_class = _Connection
+    _memory_error = "SQLiteStore needs a file shared by the processes; use MemoryStore"
 
     def __init__(self, path: str | os.PathLike, *, busy_timeout: float = 5.0,
                  max_idle: int = 8, local_entries: int = 1000,
                  local_bytes: int = 32 * 1024 * 1024, prune_every: int = 256):
-        self.path = os.fspath(path)
-        if self.path in ("", ":memory:") or self.path.startswith("file::memory:"):
-            raise ValueError("SQLiteStore needs a file shared by the processes; use MemoryStore")
-        self.busy_timeout = float(busy_timeout)
-        self.max_idle = max_idle
+        super().__init__(path, busy_timeout=busy_timeout, max_idle=max_idle)
         self.local_entries = max(0, int(local_entries))
         self.local_bytes = max(0, int(local_bytes))
         self.prune_every = max(1, int(prune_every))
-        self._pool: list[_Connection] = []
-        self._generation = 0
-        self._schema_ready = False
-        self._init_lock = threading.Lock()
         self._llock = threading.Lock()
         self._local: OrderedDict[str, Record] = OrderedDict()
         self._local_size = 0
         self._gen: int | None = None
         self._puts = 0
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (s := ref()) is not None and s._after_fork())
 
-    # --- connections (as app/limits/sqlite.py) ----------------------------------------------------
-    def _connect(self) -> _Connection:
-        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, factory=_Connection,
-                               check_same_thread=False, cached_statements=64)
-        try:
-            self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA temp_store=MEMORY")
-            if not self._schema_ready:
-                with self._init_lock:
-                    if not self._schema_ready:
-                        self._retry(lambda: self._create_schema(conn))
-                        self._schema_ready = True
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
+    # --- schema and fork (connections, retries, transactions: app/sqlitefile.py) ----------------
     @staticmethod
     def _create_schema(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -138,78 +101,13 @@ class SQLiteStore(Store):
             conn.execute("ROLLBACK")
             raise
 
-    def _after_fork(self) -> None:
-        """In a forked child: the parent's connections must not be used (nor closed) here."""
-        _FORK_ORPHANS.extend(self._pool)
-        self._pool = []
-        self._generation += 1
-        self._init_lock = threading.Lock()
+    def _reset_after_fork(self) -> None:
+        """In a forked child: drop the in-process LRU (and its lock) and the put count."""
         self._llock = threading.Lock()
         self._local = OrderedDict()
         self._local_size = 0
         self._gen = None
         self._puts = 0
-
-    def _acquire(self) -> _Connection:
-        try:
-            return self._pool.pop()
-        except IndexError:
-            conn = self._connect()
-            conn.generation = self._generation
-            return conn
-
-    def _give_back(self, conn: _Connection) -> None:
-        if (conn.in_transaction or len(self._pool) >= self.max_idle
-                or conn.generation != self._generation):
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-            return
-        self._pool.append(conn)
-
-    def close(self) -> None:
-        """Close the idle connections of this process (the store stays usable)."""
-        pool, self._pool = self._pool, []
-        for conn in pool:
-            conn.close()
-
-    def _retry(self, fn):
-        """``fn()``, retried with a jittered backoff while the database is locked."""
-        deadline = None
-        delay = 0.0002
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.busy_timeout
-                elif now >= deadline:
-                    raise
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.01)
-
-    def _transaction(self, fn, write: bool = True):
-        conn = self._acquire()
-        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-
-        def attempt():
-            conn.execute(begin)
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-                return result
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        try:
-            return self._retry(attempt)
-        finally:
-            self._give_back(conn)
 
     # --- the in-process LRU ---------------------------------------------------------------------
     def _set_gen(self, gen: int) -> None:

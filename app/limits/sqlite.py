@@ -49,14 +49,11 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sqlite3
-import threading
-import time
-import weakref
 from decimal import Decimal
 from typing import Sequence
 
+from ..sqlitefile import SQLiteFile
 from . import core
 from .core import (US, Admission, Budget, BudgetView, Denied, Limits, Plan, TokenView,
                    token_bucket, token_floor)
@@ -83,20 +80,6 @@ CREATE TABLE IF NOT EXISTS rl_budget (
 
 _ADD_TOKENS = ("INSERT INTO rl_tokens (subject, win, bucket, tokens) VALUES (?, ?, ?, ?)"
                " ON CONFLICT (subject, win, bucket) DO UPDATE SET tokens=tokens+excluded.tokens")
-_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-_FORK_ORPHANS: list = []   # connections inherited across fork: kept referenced, never closed
-
-
-class _Connection(sqlite3.Connection):
-    generation = 0      # the store's fork generation the connection was opened in
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return (code & 0xFF) in _BUSY_CODES
-    text = str(exc)
-    return "locked" in text or "busy" in text
 
 
 def _text(d: Decimal) -> str:
@@ -113,47 +96,23 @@ def _ticket_key(ticket: str) -> tuple[str, int, str] | None:
         return None
 
 
-class SQLiteStore(core.Store):
+class SQLiteStore(SQLiteFile, core.Store):
     """Counters in the SQLite file at ``path`` (created if missing)."""
+
+    _cached_statements = 256
+    _memory_error = "SQLiteStore needs a file shared by the processes; use MemoryStore"
 
     def __init__(self, path: str | os.PathLike, *, lease_ttl: float = 900.0,
                  busy_timeout: float = 10.0, prune_every: int = 200, retain: float = 86400.0,
                  strict_tokens: bool = False, max_idle: int = 16):
-        self.path = os.fspath(path)
-        if self.path in ("", ":memory:") or self.path.startswith("file::memory:"):
-            raise ValueError("SQLiteStore needs a file shared by the processes; use MemoryStore")
+        super().__init__(path, busy_timeout=busy_timeout, max_idle=max_idle)
         self.lease_us = int(lease_ttl * US)
-        self.busy_timeout = float(busy_timeout)
         self.prune_every = max(1, int(prune_every))
         self.retain_us = int(retain * US)
         self.strict_tokens = strict_tokens
-        self.max_idle = max_idle
-        self._pool: list[_Connection] = []
-        self._generation = 0
-        self._schema_ready = False
-        self._init_lock = threading.Lock()
         self._calls = 0
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (s := ref()) is not None and s._after_fork())
 
-    # --- connections ----------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, factory=_Connection,
-                               check_same_thread=False, cached_statements=256)
-        try:
-            self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA temp_store=MEMORY")
-            if not self._schema_ready:
-                with self._init_lock:
-                    if not self._schema_ready:
-                        self._retry(lambda: self._create_schema(conn))
-                        self._schema_ready = True
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
+    # --- schema (connections, retries and transactions: app/sqlitefile.py) -----------------------
     @staticmethod
     def _create_schema(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -170,76 +129,6 @@ class SQLiteStore(core.Store):
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-
-    def _after_fork(self) -> None:
-        """In a forked child: the parent's connections must not be used (nor closed) here."""
-        _FORK_ORPHANS.extend(self._pool)
-        self._pool = []
-        self._generation += 1
-        self._init_lock = threading.Lock()
-
-    def _acquire(self) -> sqlite3.Connection:
-        try:
-            return self._pool.pop()
-        except IndexError:
-            conn = self._connect()
-            conn.generation = self._generation
-            return conn
-
-    def _give_back(self, conn: sqlite3.Connection) -> None:
-        if (conn.in_transaction or len(self._pool) >= self.max_idle
-                or conn.generation != self._generation):
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-            return
-        self._pool.append(conn)
-
-    def close(self) -> None:
-        """Close the idle connections of this process (the store stays usable)."""
-        pool, self._pool = self._pool, []
-        for conn in pool:
-            conn.close()
-
-    # --- transactions ---------------------------------------------------------------------------
-    def _retry(self, fn):
-        """``fn()``, retried with a jittered backoff while the database is locked."""
-        deadline = None
-        delay = 0.0002
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.busy_timeout
-                elif now >= deadline:
-                    raise
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.01)
-
-    def _transaction(self, fn, write: bool = True):
-        """Run ``fn(conn)`` in one transaction (IMMEDIATE when writing), retrying lock waits."""
-        conn = self._acquire()
-        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-
-        def attempt():
-            conn.execute(begin)
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-                return result
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        try:
-            return self._retry(attempt)
-        finally:
-            self._give_back(conn)
 
     # --- reads shared by admit and state ---------------------------------------------------------
     @staticmethod

@@ -36,12 +36,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sqlite3
-import threading
-import time
-import weakref
 
+from ..sqlitefile import SQLiteFile
 from .breaker import CLOSED, BreakerRow, BreakerStore
 
 SCHEMA_VERSION = 1
@@ -62,21 +59,6 @@ _UPSERT = (f"INSERT INTO rb_breaker (dep_id, {_COLUMNS})"
            " cooldown=excluded.cooldown, probe_until=excluded.probe_until,"
            " reason=excluded.reason, opened_at=excluded.opened_at, win=excluded.win,"
            " tripped=excluded.tripped")
-_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-_FORK_ORPHANS: list = []   # connections inherited across fork: kept referenced, never closed
-
-
-class _Connection(sqlite3.Connection):
-    generation = 0
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return (code & 0xFF) in _BUSY_CODES
-    text = str(exc)
-    return "locked" in text or "busy" in text
-
 
 def _decode(r) -> BreakerRow | None:
     if r is None:
@@ -91,43 +73,20 @@ def _encode(dep_id: int, row: BreakerRow) -> tuple:
             int(row.tripped))
 
 
-class SQLiteBreakerStore(BreakerStore):
+class SQLiteBreakerStore(SQLiteFile, BreakerStore):
     """Breaker rows in the SQLite file at ``path`` (created if missing)."""
+
+    _pragmas = ("synchronous=NORMAL",)
+    _memory_error = ("SQLiteBreakerStore needs a file shared by the processes;"
+                     " use MemoryBreakerStore")
 
     def __init__(self, path: str | os.PathLike, *, read_ttl: float = 0.5,
                  busy_timeout: float = 10.0, max_idle: int = 8):
-        self.path = os.fspath(path)
-        if self.path in ("", ":memory:") or self.path.startswith("file::memory:"):
-            raise ValueError("SQLiteBreakerStore needs a file shared by the processes;"
-                             " use MemoryBreakerStore")
+        super().__init__(path, busy_timeout=busy_timeout, max_idle=max_idle)
         self.read_ttl = float(read_ttl)
-        self.busy_timeout = float(busy_timeout)
-        self.max_idle = max_idle
         self._cache: dict[int, tuple[float, BreakerRow | None]] = {}
-        self._pool: list[_Connection] = []
-        self._generation = 0
-        self._schema_ready = False
-        self._init_lock = threading.Lock()
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (s := ref()) is not None and s._after_fork())
 
-    # --- connections ----------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, factory=_Connection,
-                               check_same_thread=False, cached_statements=64)
-        try:
-            self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
-            conn.execute("PRAGMA synchronous=NORMAL")
-            if not self._schema_ready:
-                with self._init_lock:
-                    if not self._schema_ready:
-                        self._retry(lambda: self._create_schema(conn))
-                        self._schema_ready = True
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
+    # --- schema and fork (connections, retries, transactions: app/sqlitefile.py) ----------------
     @staticmethod
     def _create_schema(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -147,74 +106,9 @@ class SQLiteBreakerStore(BreakerStore):
             conn.execute("ROLLBACK")
             raise
 
-    def _after_fork(self) -> None:
-        """In a forked child: the parent's connections must not be used (nor closed) here."""
-        _FORK_ORPHANS.extend(self._pool)
-        self._pool = []
+    def _reset_after_fork(self) -> None:
+        """In a forked child: drop the read cache (the parent's reads)."""
         self._cache = {}
-        self._generation += 1
-        self._init_lock = threading.Lock()
-
-    def _acquire(self) -> sqlite3.Connection:
-        try:
-            return self._pool.pop()
-        except IndexError:
-            conn = self._connect()
-            conn.generation = self._generation
-            return conn
-
-    def _give_back(self, conn: sqlite3.Connection) -> None:
-        if (conn.in_transaction or len(self._pool) >= self.max_idle
-                or conn.generation != self._generation):
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-            return
-        self._pool.append(conn)
-
-    def close(self) -> None:
-        """Close the idle connections of this process (the store stays usable)."""
-        pool, self._pool = self._pool, []
-        for conn in pool:
-            conn.close()
-
-    def _retry(self, fn):
-        """``fn()``, retried with a jittered backoff while the database is locked."""
-        deadline = None
-        delay = 0.0002
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.busy_timeout
-                elif now >= deadline:
-                    raise
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.01)
-
-    def _transaction(self, fn, write: bool = True):
-        conn = self._acquire()
-        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-
-        def attempt():
-            conn.execute(begin)
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-                return result
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        try:
-            return self._retry(attempt)
-        finally:
-            self._give_back(conn)
 
     # --- the store API --------------------------------------------------------------------------
     def get(self, dep_id: int, now: float, fresh: bool = False) -> BreakerRow | None:

@@ -103,7 +103,9 @@ def test_sigkill_worker_under_load_loses_at_most_its_last_interval(kill_gw):
     assert not pid_alive(victim)
     assert newcomer_status == 200, "the restarted worker does not serve"
     assert R * len(ok) <= spent + reserved <= R * (len(ok) + len(errors)), (spent, reserved)
-    assert spent <= R * len(ok)
+    # a request can be settled just before its worker dies and its 200 is lost on the wire:
+    # such a charge belongs to one of the broken connections, never to more than those
+    assert spent <= R * (len(ok) + len(errors))
     assert len(b_after) > 20, "the other worker stopped serving during the kill"
     assert set(o.status for o in load.outcomes if o.status is not None) == {200}
     assert all(on_victim(o) for o in errors), [o for o in errors if not on_victim(o)][:5]

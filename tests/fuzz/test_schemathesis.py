@@ -39,7 +39,9 @@ from tests.fuzz.known_bugs import KNOWN_BUGS
 
 pytestmark = pytest.mark.fuzz
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "140"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+# the proxy's request bodies are the product: they get more examples
+PROXY_BODY_EXAMPLES = int(os.environ.get("FUZZ_PROXY_EXAMPLES", str(EXAMPLES * 2)))
 MIN_REQUESTS = 10_000
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
@@ -53,6 +55,7 @@ class Run:
     def __init__(self):
         self.requests = 0
         self.by_operation: Counter = Counter()
+        self.op_statuses: dict[str, Counter] = defaultdict(Counter)
         self.statuses: Counter = Counter()
         self.failures: dict[str, list[str]] = defaultdict(list)
         self.known: Counter = Counter()
@@ -78,18 +81,26 @@ def _is_id(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _negative(case, location: str) -> bool:
+    from schemathesis.core.parameters import ParameterLocation
+    info = case.meta.components.get(ParameterLocation(location)) if case.meta else None
+    return info is not None and info.mode.is_negative
+
+
 def steer(case, data, env) -> None:
     """Aim part of the generated requests at things that exist, and keep the fuzzer's own keys
-    and the upstream route it depends on from being revoked or rewired."""
+    and the upstream route it depends on from being revoked or rewired. Invalid (negative) path
+    values are left alone, except that the protected ids are never modified or deleted."""
     params = case.path_parameters or {}
+    aim = not _negative(case, "path")
     for name, value in list(params.items()):
         if name in env.ids and _is_id(value):
-            if data.draw(st.booleans(), label=f"existing {name}"):
+            if aim and data.draw(st.booleans(), label=f"existing {name}"):
                 value = data.draw(st.sampled_from(env.ids[name]), label=name)
             if case.method.upper() in MUTATING and value in env.protected.get(name, ()):
                 value = env.decoys[name]
             params[name] = value
-    if case.path in ("/v1/models/{model_id}",) and data.draw(st.booleans()):
+    if case.path == "/v1/models/{model_id}" and aim and data.draw(st.booleans()):
         params["model_id"] = data.draw(st.sampled_from(CHAT_MODELS + EMBED_MODELS))
     body = case.body
     if isinstance(body, dict):
@@ -229,7 +240,10 @@ def run_operation(op, mode, env, run: Run, error_validator, event_validator, bod
         run.skipped.append(f"{label}: {type(exc).__name__}")
         return
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
+    examples = PROXY_BODY_EXAMPLES if op.path in ("/v1/chat/completions", "/v1/embeddings") \
+        else EXAMPLES
+
+    @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
               derandomize=not os.environ.get("FUZZ_RANDOM"),
               suppress_health_check=list(HealthCheck))
     @given(case=strategy, data=st.data())
@@ -244,6 +258,7 @@ def run_operation(op, mode, env, run: Run, error_validator, event_validator, bod
         run.call_time += time.monotonic() - t0
         run.requests += 1
         run.by_operation[label] += 1
+        run.op_statuses[label][response.status_code] += 1
         run.statuses[response.status_code] += 1
         t0 = time.monotonic()
         problems = own_checks(case, response, error_validator, event_validator)
@@ -303,7 +318,7 @@ def test_generated_requests_conform_to_the_document(fuzz_env):
     print("\n" + summary)
     if os.environ.get("FUZZ_TIMING"):
         for label, (n, secs) in sorted(run.timing.items(), key=lambda x: -x[1][1]):
-            print(f"{secs:6.2f}s {n:5d} {label}")
+            print(f"{secs:6.2f}s {n:5d} {label} {dict(run.op_statuses[label])}")
     assert not run.failures, f"{summary}\n{run.report()}"
     assert run.requests >= MIN_REQUESTS, summary
     assert env.upstream.calls > 500, summary  # the proxy path was really exercised
