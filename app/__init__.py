@@ -17,6 +17,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=config["INSTANCE_PATH"],
                 template_folder=str(BASE_DIR / "templates"), static_folder=str(BASE_DIR / "static"))
     app.config.update(config)
+    app.url_map.converters["int"] = BoundedInt
     if not app.debug:
         logging.basicConfig(level=logging.INFO)
 
@@ -26,7 +27,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from app import cli, errors, ops
+    from app import cli, errors, openapi, ops
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.proxy import bp as proxy_bp
@@ -35,6 +36,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(proxy_bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(openapi.bp)
     ops.install_request_ids(app)
     csrf.exempt(api_bp)
     csrf.exempt(proxy_bp)
@@ -53,3 +55,14 @@ def _sqlite_pragmas(dbapi_connection, _record):
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+
+
+from werkzeug.routing import IntegerConverter  # noqa: E402
+
+
+class BoundedInt(IntegerConverter):
+    """<int:...> ids the database can hold: larger ones are a plain 404, not an overflow."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)

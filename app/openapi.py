@@ -73,11 +73,10 @@ def text(max_len: int, description: str = "", *, required: bool = False,
 def integer(lo: int | None = None, hi: int | None = None, description: str = "", *,
             nullable: bool = True, default: Any = None) -> dict:
     """v.integer: an integer (a float with no fraction counts), a numeric string, null or ""."""
-    canonical: dict[str, Any] = {"type": "integer"}
-    if lo is not None:
-        canonical["minimum"] = lo
-    if hi is not None:
-        canonical["maximum"] = hi
+    # the database's 64-bit range bounds every integer field
+    canonical: dict[str, Any] = {"type": "integer",
+                                 "minimum": -INT64_MAX if lo is None else lo,
+                                 "maximum": INT64_MAX if hi is None else hi}
     branches = [canonical, {"type": "string", "pattern": INT_STRING,
                             "description": "The integer as a string (same bounds)."}]
     if nullable:
@@ -89,7 +88,7 @@ def integer(lo: int | None = None, hi: int | None = None, description: str = "",
 
 
 def number(lo: float | None = None, hi: float | None = None, description: str = "", *,
-           nullable: bool = True, default: Any = None) -> dict:
+           nullable: bool = True, default: Any = None, null: bool = True) -> dict:
     """v.number / v.decimal: a finite number, a numeric string, null or ""."""
     canonical: dict[str, Any] = {"type": "number"}
     if lo is not None:
@@ -100,7 +99,8 @@ def number(lo: float | None = None, hi: float | None = None, description: str = 
                             "description": "The number as a string (same bounds); exact "
                                            "decimals are kept for prices and budgets."}]
     if nullable:
-        branches += [{"type": "null"}, {"const": "", "description": "Same as null."}]
+        branches += ([{"type": "null"}] if null else []) + [
+            {"const": "", "description": "Not set." if not null else "Same as null."}]
     out: dict[str, Any] = {"anyOf": branches, "description": description}
     if default is not None:
         out["default"] = default
@@ -121,9 +121,19 @@ def boolean(description: str = "", default: bool | None = None) -> dict:
 
 
 def string_list(description: str = "", *, allowed: tuple | list | None = None,
-                max_items: int = 500, at_least_one: bool = False) -> dict:
+                max_items: int = 500, at_least_one: bool = False,
+                item_max_len: int | None = None, lines_only: bool = False) -> dict:
     """v.string_list: an array of strings (trimmed, blanks dropped, de-duplicated), or one
     comma/newline-separated string, or null (= empty)."""
+    if item_max_len:
+        item: dict[str, Any] = {"type": "string", "pattern": _trimmed(item_max_len, False)}
+        array: dict[str, Any] = {"type": "array", "items": item, "maxItems": max_items}
+        joined: dict[str, Any] = {"type": "string", "description": (
+            "One value per line." if lines_only else "Comma- or newline-separated values.")}
+        note = (f"At most {max_items} items of at most {item_max_len} characters each. Items "
+                "are trimmed; blank and repeated items are dropped.")
+        return {"anyOf": [array, joined, {"type": "null", "description": "Same as []."}],
+                "description": f"{description} {note}".strip()}
     if allowed:
         words = "|".join(allowed)
         item: dict[str, Any] = {"type": "string", "pattern": rf"^\s*({words})?\s*$"}
@@ -140,7 +150,8 @@ def string_list(description: str = "", *, allowed: tuple | list | None = None,
         else:
             array["contains"] = {"type": "string", "pattern": NON_BLANK}
             joined = {"type": "string", "pattern": r"[^\s,]"}
-    joined["description"] = "Comma- or newline-separated values."
+    joined["description"] = ("One value per line." if lines_only
+                             else "Comma- or newline-separated values.")
     branches = [array, joined]
     if not at_least_one:
         branches.append({"type": "null", "description": "Same as an empty list."})
@@ -162,10 +173,6 @@ def timestamp(description: str) -> dict:
                       {"type": "null"}, {"const": "", "description": "Same as null."}],
             "description": f"{description} ISO 8601; a time without an offset is UTC.",
             "examples": ["2027-01-31T00:00:00Z"]}
-
-
-def nullable(schema: dict) -> dict:
-    return {"anyOf": [schema, {"type": "null"}]}
 
 
 def iso_out(description: str = "", null: bool = False) -> dict:
@@ -233,8 +240,8 @@ def _schemas() -> dict[str, Any]:
     s["BudgetInput"] = {
         "description": "A spending cap. null or {} removes it. Other fields are ignored.",
         "anyOf": [
-            _obj({"amount_usd": number(0, None, "Cap in USD (exact decimal; a string keeps every "
-                                        "digit).", nullable=False),
+            _obj({"amount_usd": number(0, 10**12, "Cap in USD (exact decimal; a string keeps "
+                                           "every digit).", nullable=False),
                   "period": enum(PERIODS, "Calendar period (UTC); weeks start on Monday.",
                                  "month"),
                   "soft_pct": integer(1, 100, "Percentage of the cap at which responses carry "
@@ -250,14 +257,17 @@ def _schemas() -> dict[str, Any]:
         "action": enum(SENSITIVITY_ACTIONS, "allow: no inspection; route: sensitive requests go "
                        "only to providers of a trusted level; block: refuse them (400 "
                        "content_policy); redact: mask the findings before forwarding."),
-        "threshold": number(0, 1, "Detector confidence at which content counts as sensitive."),
+        "threshold": number(0.01, 1, "Detector confidence at which content counts as "
+                                     "sensitive (null is refused; \"\": the default 0.5).",
+                            null=False),
         "trusted_levels": string_list("Provider trust levels that may receive sensitive "
                                       "content under `route`.", allowed=SETTINGS_TRUST),
         "keywords": string_list("Custom keywords (whole words, case-insensitive).",
-                                max_items=200),
-        "patterns": string_list("Custom regular expressions (Python syntax). Patterns that do "
-                                "not compile or can backtrack catastrophically are refused (422).",
-                                max_items=100)},
+                                max_items=200, item_max_len=200),
+        "patterns": string_list("Custom regular expressions (Python syntax; as one string: one "
+                                "per line). Patterns that do not compile or can backtrack "
+                                "catastrophically are refused (422).", max_items=100,
+                                lines_only=True)},
         description="A sensitivity policy (fields not given keep their value). Other fields are "
                     "ignored.")
     s["Sensitivity"] = {"type": "object", "properties": {
@@ -304,8 +314,9 @@ def _schemas() -> dict[str, Any]:
         "additionalProperties": {"anyOf": [{"type": "string", "maxLength": 500},
                                            {"type": ["number", "boolean", "null"]}]}}
     url = {"type": "string", "allOf": [{"pattern": _trimmed(500, True)}, {"pattern": URL_PATTERN}],
-           "description": "http(s) base URL with a host, at most 500 characters; a trailing / is "
-                          "removed.", "examples": ["https://api.openai.com/v1"]}
+           "description": "http(s) base URL with a host (and a valid port, if any), at most 500 "
+                          "characters; a trailing / is removed.",
+           "examples": ["https://api.openai.com/v1"]}
     provider_fields = {
         "name": text(120, "Unique display name.", required=True),
         "type": enum(type_choices(), "Adapter type, or an OpenAI-compatible preset name (" +
@@ -413,11 +424,12 @@ def _schemas() -> dict[str, Any]:
                           "enabled deployments may share a name only if it is a routing group."),
         "kind": enum(KINDS, default="chat"),
         "capabilities": {"description": "The response's nested form is accepted too: "
-                                        "{streaming, tools, vision, json_mode}; top-level "
-                                        "supports_* fields win. A non-object is ignored.",
-                         "properties": {"streaming": boolean(), "tools": boolean(),
-                                        "vision": boolean(), "json_mode": boolean(),
-                                        "json": boolean()}},
+                                        "{streaming, tools, vision, json_mode (or json)}, each "
+                                        "a boolean like supports_*; a top-level supports_* field, "
+                                        "when sent, wins (the nested value is then ignored). A "
+                                        "non-object is ignored.",
+                         "properties": {k: {"description": f"Like supports_{k}."} for k in
+                                        ("streaming", "tools", "vision", "json_mode", "json")}},
         "supports_streaming": boolean(default=True), "supports_tools": boolean(default=False),
         "supports_vision": boolean(default=False), "supports_json": boolean(default=False),
         "context_window": integer(1, 100_000_000, "Tokens."),
@@ -431,11 +443,19 @@ def _schemas() -> dict[str, Any]:
         "log_bodies": boolean("Store request and response bodies of calls to this model in the "
                               "request log.", False),
     }
+    nested = [{"if": {"not": {"required": [f"supports_{k}"]}},
+               "then": {"properties": {"capabilities": {"properties": {k: boolean()}}}}}
+              for k in ("streaming", "tools", "vision")]
+    nested.append({"if": {"not": {"anyOf": [
+        {"required": ["supports_json"]},
+        {"properties": {"capabilities": {"required": ["json", "json_mode"]}}}]}},
+        "then": {"properties": {"capabilities": {"properties": {
+            "json": boolean(), "json_mode": boolean()}}}}})
     s["ModelCreate"] = {"type": "object", "required": ["provider_id", "model_id"],
-                        "properties": model_fields,
+                        "properties": model_fields, "allOf": nested,
                         "description": "Prices default to the built-in list price of a known "
                                        "model_id when none is given. Unknown fields are ignored."}
-    s["ModelUpdate"] = {"type": "object", "properties": model_fields,
+    s["ModelUpdate"] = {"type": "object", "properties": model_fields, "allOf": nested,
                         "description": "Only the fields sent change."}
     s["Model"] = _obj({
         "id": {"type": "integer"}, "provider_id": {"type": "integer"},
@@ -935,6 +955,8 @@ ERRORS = {
     "403": "The key lacks the required scope (insufficient_scope), may not be used from this IP "
            "(ip_not_allowed) or may not use this model (model_not_allowed).",
     "404": "No such resource (code not_found or <thing>_not_found, e.g. model_not_found).",
+    "405": "The method is not allowed on this path (e.g. an id segment that is not an integer "
+           "resolves to the collection path).",
     "409": "Conflicts with an existing resource (provider_exists, model_exists, team_exists).",
     "413": "The body is larger than the gateway's limit (GATEWAY_MAX_BODY_BYTES).",
     "415": "Content-Type is not JSON.",
@@ -952,7 +974,7 @@ ERRORS = {
 
 def _errors(*codes: str) -> dict:
     out = {}
-    for c in codes:
+    for c in (*codes, "405"):
         extra = ("Retry-After",) if c == "429" else ()
         out[c] = {"$ref": f"#/components/responses/E{c}"} if not extra else _err(ERRORS[c], *extra)
     return out
@@ -1097,8 +1119,9 @@ def _paths() -> dict[str, Any]:
                            "schema": {"anyOf": [
                                {"type": "integer", "minimum": -2**63, "maximum": INT64_MAX},
                                {"type": "string", "description": "Ignored: no filter."}]},
-                           "description": "Only this provider's models (an integer; any other "
-                                          "value, and 0, mean no filter)."},
+                           "description": "Only this provider's models (an integer; 0 or "
+                                          "a value that is not an integer: no filter; beyond "
+                                          "the 64-bit range: matches nothing)."},
                           {"name": "kind", "in": "query", "required": False,
                            "schema": {"anyOf": [enum(("chat", "embedding")),
                                                 {"type": "string", "description": "Ignored."}]},
@@ -1193,10 +1216,11 @@ def _paths() -> dict[str, Any]:
         q("start", {"anyOf": [{"type": "string", "format": "date-time"},
                               {"type": "string", "format": "date"}, {"const": ""}]},
           "Custom window start (ISO 8601, UTC when no offset); replaces range. 422 when "
-          "unparsable, missing while end is given, or not before end."),
+          "unparsable, missing while end is given, not before end, before 1970-01-02, or more "
+          "than 400 days before end."),
         q("end", {"anyOf": [{"type": "string", "format": "date-time"},
                             {"type": "string", "format": "date"}, {"const": ""}]},
-          "Custom window end (default now); needs start."),
+          "Custom window end (default now; at most 2200-01-01); needs start."),
     ]
     def id_q(name: str, description: str, lo: int | None = 0) -> dict:
         canonical = {"type": "integer", "maximum": INT64_MAX,
@@ -1206,8 +1230,12 @@ def _paths() -> dict[str, Any]:
 
     roll_filters = [
         q("model", {"type": "string"}, "Only this public model name."),
-        id_q("provider_id", "Only this provider.", lo=None),
-        id_q("key_id", "Only this key.", lo=None),
+        q("provider_id", {"anyOf": [{"type": "integer"}, {"type": "string", "description": (
+            "Not an integer: matches nothing alone, 422 with another filter.")}]},
+          "Only this provider (\"\": no filter)."),
+        q("key_id", {"anyOf": [{"type": "integer"}, {"type": "string", "description": (
+            "Not an integer: matches nothing alone, 422 with another filter.")}]},
+          "Only this key (\"\": no filter)."),
         q("owner", {"type": "string"}, "Only keys of this owner (team)."),
     ]
     bool_q = {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": BOOL_STRING}]}

@@ -40,9 +40,15 @@ def authenticate():
 
 def body() -> dict:
     """The JSON object body, or a 400 in the API's error format."""
-    data = request.get_json(silent=True)
+    from app.providers.common import loads
+    from app.services.errors import BadRequest
+    data = None
+    if request.is_json:  # application/json or */*+json, as get_json() requires
+        try:  # orjson: refuses NaN/Infinity and lone surrogates, no recursion limit to trip
+            data = loads(request.get_data(cache=False) or b"")
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            data = None
     if not isinstance(data, dict):
-        from app.services.errors import BadRequest
         raise BadRequest("Request body must be a JSON object (Content-Type: application/json)")
     return data
 

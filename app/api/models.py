@@ -7,7 +7,7 @@ from app.services import models
 @bp.get("/models")
 def list_models():
     rows = models.search(q=request.args.get("q"),
-                         provider_id=request.args.get("provider_id", type=int),
+                         provider_id=_bounded(request.args.get("provider_id", type=int)),
                          kind=request.args.get("kind"))
     return jsonify({"object": "list", "data": [models.to_dict(m) for m in rows]})
 
@@ -31,3 +31,7 @@ def update_model(model_pk: int):
 def delete_model(model_pk: int):
     models.delete(models.get(model_pk), g.actor)
     return jsonify({"id": model_pk, "deleted": True})
+
+
+def _bounded(value):
+    return value if value is None or -(2**63) < value < 2**63 else -1

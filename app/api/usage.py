@@ -61,7 +61,7 @@ def request_detail(record_id: int):
 def request_export():
     fmt = request.args.get("format", "csv")
     lines = uq.export(_filters(LOG_FILTERS), fmt)
-    first = next(lines)  # validates the arguments before the 200 goes out
+    first = next(lines, "")  # validates the arguments before the 200 goes out
     mime = "text/csv" if fmt == "csv" else "application/x-ndjson"
 
     def body():
@@ -80,8 +80,9 @@ def audit_log():
         if a.get(name):
             stmt = stmt.where(col == a[name])
     limit = max(1, min(a.get("limit", 100, type=int), 1000))
-    if a.get("before", type=int):
-        stmt = stmt.where(AuditLog.id < a.get("before", type=int))
+    before = a.get("before", type=int)
+    if before and 0 < before < 2**63:
+        stmt = stmt.where(AuditLog.id < before)
     rows = db.session.scalars(stmt.limit(limit)).all()
     return jsonify({"object": "list", "data": [
         {"id": r.id, "at": r.at.isoformat() + "Z", "actor": r.actor, "action": r.action,

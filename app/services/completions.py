@@ -175,6 +175,11 @@ def validate_chat(body: dict[str, Any]) -> None:
         if content is not None and not isinstance(content, (str, list)):
             raise ProxyError(400, f"messages[{i}].content must be a string or an array of parts",
                              param=f"messages.[{i}].content")
+        calls = m.get("tool_calls")
+        if calls is not None and (not isinstance(calls, list) or not all(
+                isinstance(c, dict) and isinstance(c.get("function", {}), dict) for c in calls)):
+            raise ProxyError(400, f"messages[{i}].tool_calls must be an array of tool call objects",
+                             param=f"messages.[{i}].tool_calls")
     if "stream" in body and not isinstance(body["stream"], bool):
         raise ProxyError(400, "'stream' must be a boolean", param="stream")
     for name in ("temperature", "top_p"):

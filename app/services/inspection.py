@@ -12,7 +12,7 @@ def inspector_for(policy: dict[str, Any]):
     """An app.inspect.Inspector for this policy; bounded cache keyed by its settings."""
     from app.inspect import Inspector
 
-    key = (float(policy.get("threshold", 0.5)), tuple(policy.get("keywords") or ()),
+    key = (float(policy.get("threshold") or 0.5), tuple(policy.get("keywords") or ()),
            tuple(policy.get("patterns") or ()))
     found = _cache.get(key)
     if found is None:

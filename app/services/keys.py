@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 import hmac
 import ipaddress
 import secrets
@@ -89,7 +90,7 @@ def budget_from(data: dict) -> dict:
         return {}
     if not isinstance(raw, dict):
         raise ValidationFailed("budget must be an object", field="budget")
-    amount = v.decimal(raw, "amount_usd", hi=None)
+    amount = v.decimal(raw, "amount_usd", hi=Decimal(10**12))
     if amount is None:
         raise ValidationFailed("budget.amount_usd is required", field="budget")
     return {"amount_usd": str(amount),

@@ -125,7 +125,8 @@ def _apply(p: Provider, data: dict, creating: bool) -> None:
         if creating and not data.get("api_base"):
             default = DEFAULT_BASES.get(p.type)
             if default is None and p.type == "bedrock":
-                region = (data.get("config") or {}).get("region") or "us-east-1"
+                cfg = data.get("config")
+                region = (cfg.get("region") if isinstance(cfg, dict) else None) or "us-east-1"
                 default = f"https://bedrock-runtime.{region}.amazonaws.com"
             data = {**data, "api_base": default}
         p.api_base = v.url(data, "api_base", required=True)

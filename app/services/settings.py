@@ -52,6 +52,8 @@ def validate_sensitivity(data: dict, partial: bool = True) -> dict[str, Any]:
     if "action" in data or not partial:
         out["action"] = v.choice(data, "action", SENSITIVITY_ACTIONS, default="allow")
     if "threshold" in data:
+        if data["threshold"] is None:
+            raise ValidationFailed("threshold must be a number between 0.01 and 1", field="threshold")
         out["threshold"] = v.number(data, "threshold", lo=0.01, hi=1)
     if "trusted_levels" in data:
         out["trusted_levels"] = v.string_list(data, "trusted_levels", allowed=TRUST_LEVELS)

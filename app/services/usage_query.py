@@ -47,6 +47,10 @@ def window(range_: str | None = "24h", start: str | None = None, end: str | None
         e = v.timestamp({"end": end}, "end") or now
         if s is None or s >= e:
             raise ValidationFailed("start must be before end", field="start")
+        if s < datetime(1970, 1, 2) or e > datetime(2200, 1, 1):
+            raise ValidationFailed("start and end must lie between 1970 and 2200", field="start")
+        if e - s > timedelta(days=400):
+            raise ValidationFailed("a custom range may span at most 400 days", field="end")
         span = (e - s).total_seconds()
         step = 300 if span <= 6 * 3600 else 3600 if span <= 3 * 86400 else 6 * 3600 if span <= 14 * 86400 else 86400
         return Window(s, e, step)
@@ -120,7 +124,9 @@ class Source:
         stmt = stmt.where(UsageRecord.created_at >= w.start, UsageRecord.created_at < w.end)
         for name, value in self.filters.items():
             col = RAW_DIMS[FILTER_DIMS[name]]
-            stmt = stmt.where(col == (int(value) if name in ("provider_id", "key_id") else value))
+            if name in ("provider_id", "key_id"):
+                value = v.integer({name: value}, name)
+            stmt = stmt.where(col == value)
         return stmt
 
 
@@ -296,25 +302,37 @@ EXPORT_FIELDS = ("id", "request_id", "created_at", "endpoint", "key_id", "owner"
                  "attempts", "detectors")
 
 
-def export(f: dict[str, Any], fmt: str) -> Iterator[str]:
-    """Stream the filtered records as CSV or JSON Lines, 1,000 rows per DB round trip."""
+def export(f: dict[str, Any], fmt: str, page: int = 1000) -> Iterator[str]:
+    """Stream the filtered records as CSV or JSON Lines.
+
+    Keyset pages of `page` rows (id > last id), each a short query of its own: memory stays
+    bounded, and no cursor or ORM object outlives a page (a streamed response may resume in
+    another app context, with another DB session).
+    """
     if fmt not in ("csv", "jsonl"):
         raise ValidationFailed("format must be csv or jsonl", field="format")
-    stmt = _log_filters(db.select(UsageRecord), f).order_by(UsageRecord.id).execution_options(yield_per=1000)
+    base = _log_filters(db.select(UsageRecord), f)  # validates the filters before streaming
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
-        writer.writeheader()
+        csv.DictWriter(buf, fieldnames=EXPORT_FIELDS, extrasaction="ignore").writeheader()
         yield buf.getvalue()
-    for r in db.session.scalars(stmt):
-        row = record_dict(r)
+    last = 0
+    while True:
+        rows = [record_dict(r) for r in db.session.scalars(
+            base.where(UsageRecord.id > last).order_by(UsageRecord.id).limit(page))]
+        db.session.expunge_all()
+        if not rows:
+            return
+        last = rows[-1]["id"]
+        buf = io.StringIO()
         if fmt == "jsonl":
-            row.pop("details", None)
-            yield json.dumps(row) + "\n"
+            for row in rows:
+                row.pop("details", None)
+                buf.write(json.dumps(row) + "\n")
         else:
-            buf = io.StringIO()
-            csv.DictWriter(buf, fieldnames=EXPORT_FIELDS, extrasaction="ignore").writerow(row)
-            yield buf.getvalue()
+            writer = csv.DictWriter(buf, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
+            writer.writerows(rows)
+        yield buf.getvalue()
 
 
 def prune_bodies(older_than_days: int, batch: int = 2000) -> int:

@@ -19,6 +19,8 @@ def text(data: dict, field: str, *, required: bool = False, max_len: int = 200,
     if not isinstance(value, str):
         raise ValidationFailed(f"{field} must be a string", field=field)
     value = value.strip()
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise ValidationFailed(f"{field} is not valid text", field=field)
     if len(value) > max_len:
         raise ValidationFailed(f"{field} must be at most {max_len} characters", field=field)
     return value
@@ -28,8 +30,12 @@ def url(data: dict, field: str, *, required: bool = True) -> str | None:
     value = text(data, field, required=required, max_len=500)
     if value is None:
         return None
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    try:
+        parsed = urlparse(value)
+        parsed.port  # raises ValueError on a bad port
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValidationFailed(f"{field} must be an http(s) URL such as https://api.example.com/v1",
                                field=field)
     return value.rstrip("/")
@@ -59,8 +65,10 @@ def integer(data: dict, field: str, *, lo: int | None = None, hi: int | None = N
         if isinstance(value, float) and not value.is_integer():
             raise ValueError
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValidationFailed(f"{field} must be an integer", field=field) from None
+    if not -(2**63) < number < 2**63:  # what the database can store
+        raise ValidationFailed(f"{field} is out of range", field=field)
     _range(field, number, lo, hi)
     return number
 
@@ -74,7 +82,7 @@ def number(data: dict, field: str, *, lo: float | None = None, hi: float | None 
         raise ValidationFailed(f"{field} must be a number", field=field)
     try:
         result = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValidationFailed(f"{field} must be a number", field=field) from None
     if result != result or result in (float("inf"), float("-inf")):
         raise ValidationFailed(f"{field} must be a finite number", field=field)
@@ -154,5 +162,8 @@ def timestamp(data: dict, field: str) -> datetime | None:
         raise ValidationFailed(f"{field} must be an ISO 8601 timestamp such as 2027-01-31T00:00:00Z",
                                field=field) from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:
+            raise ValidationFailed(f"{field} is out of range", field=field) from None
     return parsed
