@@ -61,8 +61,9 @@ from werkzeug.routing import IntegerConverter  # noqa: E402
 
 
 class BoundedInt(IntegerConverter):
-    """<int:...> ids the database can hold: larger ones are a plain 404, not an overflow."""
+    """<int:...> ids the database can hold: a larger one becomes 0 (no row has it), so every
+    method still reaches its view and answers the service's 404 instead of an overflow."""
 
-    def __init__(self, map, *args, **kwargs):
-        kwargs.setdefault("max", 2**63 - 1)
-        super().__init__(map, *args, **kwargs)
+    def to_python(self, value: str) -> int:
+        number = super().to_python(value)
+        return number if -(2**63) < number < 2**63 else 0

@@ -62,6 +62,9 @@ def _authenticate(scope: str):
         raise ProxyError(401, "You didn't provide an API key. Send 'Authorization: Bearer <key>'.",
                          type_="authentication_error", code="missing_api_key")
     key = runtime.authenticate(raw, snap)
+    if key is None:  # maybe created a moment ago: look once more with fresh state
+        snap = runtime.cache().refresh_soon()
+        key = runtime.authenticate(raw, snap)
     if key is None:
         raise ProxyError(401, "Incorrect, disabled or expired API key.",
                          type_="authentication_error", code="invalid_api_key")

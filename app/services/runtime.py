@@ -209,6 +209,13 @@ class RuntimeCache:
             db.session.rollback()  # end the read transaction: the hot path holds no connection
             return self._snap
 
+    def refresh_soon(self, min_age: float = 0.05) -> Snapshot:
+        """Re-validate now unless that happened in the last `min_age` s (a key created a moment
+        ago on another worker works at once; random keys cost at most 20 checks/s)."""
+        if time.monotonic() - self._checked >= min_age:
+            self._checked = 0.0
+        return self.get()
+
     def get_cached(self) -> Snapshot:
         """The current snapshot without re-validating (for metrics labels)."""
         return self._snap or Snapshot(version=-1)

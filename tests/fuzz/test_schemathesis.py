@@ -39,7 +39,7 @@ from tests.fuzz.known_bugs import OPEN_BUGS  # fixed ones (KNOWN_BUGS) are fuzze
 
 pytestmark = pytest.mark.fuzz
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "160"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 # the proxy's request bodies are the product: they get more examples
 PROXY_BODY_EXAMPLES = int(os.environ.get("FUZZ_PROXY_EXAMPLES", str(EXAMPLES * 2)))
 MIN_REQUESTS = 10_000
