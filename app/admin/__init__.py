@@ -10,7 +10,7 @@ from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
 from app.admin import (audit, auth, cache, filters, groups, health, keys, models, overview,
-                       providers, requests, settings, teams, usage)
+                       playground, providers, requests, settings, teams, usage)
 from app.admin.htmx import is_fragment_request
 from app.extensions import db, login_manager
 from app.models import User
@@ -25,7 +25,7 @@ bp.add_url_rule("/", "index", overview.index)
 bp.add_url_rule("/login", "login", auth.login, methods=("GET", "POST"))
 bp.add_url_rule("/logout", "logout", auth.logout, methods=("POST",))
 for child in (providers.bp, models.bp, keys.bp, teams.bp, groups.bp, settings.bp, health.bp,
-              usage.bp, requests.bp, cache.bp, audit.bp):
+              usage.bp, requests.bp, cache.bp, audit.bp, playground.bp):
     bp.register_blueprint(child)
 filters.register(bp)
 
@@ -60,6 +60,8 @@ def guard():
     if request.endpoint in ALWAYS_ALLOWED or current_user.is_admin:
         return None
     view = current_app.view_functions.get(request.endpoint)
+    if getattr(view, "any_role", False):
+        return None
     if request.method not in SAFE_METHODS or getattr(view, "admin_only", False):
         abort(403, "Your account is read-only (viewer role); ask an admin to make this change.")
     return None

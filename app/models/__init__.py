@@ -6,6 +6,7 @@ from app.models.group import ModelGroup
 from app.models.health import HealthCheck
 from app.models.key import GatewayKey
 from app.models.model import Model
+from app.models.playground import PlaygroundConversation, PlaygroundProfile
 from app.models.provider import Provider
 from app.models.rollup import UsageRollup
 from app.models.state import GatewayState
@@ -13,5 +14,5 @@ from app.models.team import Team
 from app.models.usage import UsageRecord
 from app.models.user import User
 
-__all__ = ["AuditLog", "GatewayKey", "HealthCheck", "ModelGroup", "Model", "Provider", "GatewayState", "Team", "UsageBody", "UsageRecord", "UsageRollup", "User",
+__all__ = ["AuditLog", "GatewayKey", "HealthCheck", "ModelGroup", "Model", "PlaygroundConversation", "PlaygroundProfile", "Provider", "GatewayState", "Team", "UsageBody", "UsageRecord", "UsageRollup", "User",
            "utcnow"]

@@ -109,6 +109,7 @@ class Route:
 class Snapshot:
     version: int
     keys: dict[str, KeyInfo] = field(default_factory=dict)  # by sha256
+    keys_by_id: dict[int, KeyInfo] = field(default_factory=dict)
     by_name: dict[str, list[Route]] = field(default_factory=dict)
     by_upstream: dict[str, list[Route]] = field(default_factory=dict)
     team_budgets: dict[str, dict[str, Any]] = field(default_factory=dict)  # team name -> budget
@@ -140,7 +141,7 @@ def key_info(k: GatewayKey) -> KeyInfo:
 def _build(version: int) -> Snapshot:
     snap = Snapshot(version=version)
     for k in db.session.scalars(db.select(GatewayKey).where(GatewayKey.revoked_at.is_(None))):
-        snap.keys[k.key_hash] = key_info(k)
+        snap.keys[k.key_hash] = snap.keys_by_id[k.id] = key_info(k)
     state_row = db.session.get(GatewayState, 1)
     snap.settings = settings_service.merged(state_row.settings if state_row else None)
     for group in db.session.scalars(db.select(ModelGroup)):
