@@ -510,6 +510,15 @@
       }
     });
     stop.addEventListener("click", function () { if (state.controller) state.controller.abort(); });
+    $("pg-clear").addEventListener("click", function () {
+      if (state.controller) state.controller.abort();
+      state.id = null; state.messages = []; state.lastError = null;
+      history.replaceState(null, "", data.urls.page);
+      var link = $("pg-export-json");
+      if (link) link.remove();
+      renderThread();
+      input.focus();
+    });
 
     // images
     function drawAttachments() {
