@@ -31,15 +31,18 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.proxy import bp as proxy_bp
+    from app.proxy.responses import bp as responses_bp
 
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(proxy_bp)
+    app.register_blueprint(responses_bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(openapi.bp)
     ops.install_request_ids(app)
     csrf.exempt(api_bp)
     csrf.exempt(proxy_bp)
+    csrf.exempt(responses_bp)
     errors.register(app)
     cli.register(app)
     return app

@@ -148,12 +148,17 @@ def register(app: Flask) -> None:
     @click.option("--batch", type=int, default=5000, show_default=True)
     @click.option("--body-days", type=int, default=7, show_default=True,
                   help="keep logged request/response bodies this many days")
-    def prune_usage(days, batch, body_days):
+    @click.option("--responses-days", type=int, default=30, show_default=True,
+                  help="keep stored Responses API objects (store: true) this many days")
+    def prune_usage(days, batch, body_days, responses_days):
         """Delete raw usage records older than --days in bounded batches (rollups are kept),
         and logged bodies older than --body-days."""
         from app.services.usage_query import prune, prune_bodies
         click.echo(f"deleted {prune(days, batch)} usage record(s) older than {days} day(s)")
         click.echo(f"deleted {prune_bodies(body_days)} logged body/bodies older than {body_days} day(s)")
+        from app.services.responses_api import prune as prune_responses
+        click.echo(f"deleted {prune_responses(responses_days, batch)} stored response(s) older than "
+                   f"{responses_days} day(s)")
 
     @app.cli.command("seed-usage")
     @click.option("--rows", type=int, default=100_000, show_default=True)

@@ -381,7 +381,7 @@ class Proxy:
             return
         from app.services.spend import SpendDenied, worst_case_output
         first = routes[0]
-        max_out = worst_case_output(body, first) if call.endpoint == "chat" else 0
+        max_out = worst_case_output(body, first) if call.endpoint != "embeddings" else 0
         reserve = max(r.cost(prompt_tokens, max_out) for r in routes)
         try:
             call.ticket = self.gate.admit(snap, call.key, first, prompt_tokens, max_out, reserve)
