@@ -864,6 +864,50 @@ def _openai_schemas() -> dict[str, Any]:
                            "({\"error\": {...}}, then the stream ends) when the upstream "
                            "fails after the first byte; or the literal [DONE] at the end."}},
         ["data"], "One server-sent event (`data: ...` followed by a blank line).")
+    s["ResponseCreateRequest"] = _obj({
+        "model": {"type": "string", "pattern": NON_BLANK},
+        "input": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}],
+                  "description": "Text, or items: messages (input_text / input_image / "
+                                 "input_file parts), function_call, function_call_output."},
+        "instructions": {"type": ["string", "null"]},
+        "previous_response_id": {"type": ["string", "null"]},
+        "store": {"type": ["boolean", "null"], "description": "Store the response for "
+                  "previous_response_id, GET and DELETE. Default false on this gateway."},
+        "stream": {"type": ["boolean", "null"]},
+        "tools": {"type": "array", "items": {"type": "object"}},
+        "tool_choice": {}, "parallel_tool_calls": {"type": ["boolean", "null"]},
+        "text": {"type": "object"}, "reasoning": {"type": "object"},
+        "max_output_tokens": {"type": ["integer", "null"], "minimum": 1},
+        "temperature": {"type": ["number", "null"]}, "top_p": {"type": ["number", "null"]},
+        "metadata": {"type": ["object", "null"], "maxProperties": 16,
+                     "additionalProperties": {"type": "string", "maxLength": 512}},
+        "user": {"type": "string"}},
+        ["model"], "OpenAI Responses API request (function tools only).")
+    s["ResponseObject"] = _obj({
+        "id": {"type": "string"}, "object": {"const": "response"},
+        "created_at": {"type": "integer"},
+        "status": enum(("completed", "incomplete", "failed", "in_progress")),
+        "model": {"type": "string"}, "output": {"type": "array", "items": {"type": "object"}},
+        "usage": {"anyOf": [_obj({
+            "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
+            "total_tokens": {"type": "integer"},
+            "input_tokens_details": {"type": "object"},
+            "output_tokens_details": {"type": "object"}},
+            ["input_tokens", "output_tokens", "total_tokens"]), {"type": "null"}]},
+        "error": {"type": ["object", "null"]}, "previous_response_id": {"type": ["string", "null"]},
+        "store": {"type": "boolean"}, "metadata": {"type": "object"}},
+        ["id", "object", "created_at", "status", "model", "output"], "OpenAI response object.")
+    s["ResponseDeleted"] = _obj({"id": {"type": "string"}, "object": {"const": "response.deleted"},
+                                 "deleted": {"const": True}}, ["id", "object", "deleted"],
+                                additional=False)
+    s["ResponseStreamEvent"] = _obj({
+        "event": {"type": "string", "description": "The event's `type`."},
+        "data": {"type": "string", "contentMediaType": JSON,
+                 "contentSchema": _obj({"type": {"type": "string"},
+                                        "sequence_number": {"type": "integer"}},
+                                       ["type", "sequence_number"])}},
+        ["event", "data"], "One typed Responses event (response.created ... response.completed, "
+        "or error + response.failed).")
     s["EmbeddingsRequest"] = _obj({
         "model": {"type": "string", "pattern": NON_BLANK},
         "input": {"anyOf": [
@@ -1045,6 +1089,34 @@ def _paths() -> dict[str, Any]:
                                 SSE: {"schema": _ref("ChatCompletionEvent")}}},
             **_errors("400", "401", "402", "403", "404", "413", "415", "429", "502", "503",
                       "504")}.items()))}}
+    rid = [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    p["/v1/responses"] = {"post": {
+        "operationId": "createResponse", "tags": ["OpenAI-compatible"],
+        "summary": "OpenAI Responses API over any provider (translated onto chat completions)",
+        "description": "Needs the `chat` scope. Same routing, limits, budgets, cache, content "
+                       "policy and accounting as chat completions (usage endpoint `responses`). "
+                       "With `stream: true`, typed server-sent events; an upstream failure after "
+                       "the first byte is an `error` event then `response.failed`.",
+        "security": v1_sec,
+        "requestBody": {"required": True, "content": {JSON: {"schema": _ref(
+            "ResponseCreateRequest")}}},
+        "responses": dict(sorted({
+            "200": {"description": "The response (JSON), or typed events when `stream` is true.",
+                    "headers": _headers("x-cache", "x-gateway-attempts",
+                                        "x-gateway-budget-warning", "x-gateway-redacted"),
+                    "content": {JSON: {"schema": _ref("ResponseObject")},
+                                SSE: {"schema": _ref("ResponseStreamEvent")}}},
+            **_errors("400", "401", "402", "403", "404", "413", "415", "429", "502", "503",
+                      "504")}.items()))}}
+    p["/v1/responses/{response_id}"] = {
+        "parameters": rid,
+        "get": {"operationId": "getResponse", "tags": ["OpenAI-compatible"],
+                "summary": "A stored response (created with store: true by this key)",
+                "security": v1_sec,
+                "responses": {**ok("ResponseObject"), **_errors("401", "403", "404")}},
+        "delete": {"operationId": "deleteResponse", "tags": ["OpenAI-compatible"],
+                   "summary": "Delete a stored response of this key", "security": v1_sec,
+                   "responses": {**ok("ResponseDeleted"), **_errors("401", "403", "404")}}}
     p["/v1/embeddings"] = {"post": {
         "operationId": "createEmbeddings", "tags": ["OpenAI-compatible"],
         "summary": "Embeddings (OpenAI-compatible)", "description": "Needs the `embeddings` "
