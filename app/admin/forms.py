@@ -307,7 +307,7 @@ class ModelForm(LimitFields, FlaskForm):
 
 # --- keys ----------------------------------------------------------------------------------------
 
-SCOPE_HELP = {"chat": "chat — /v1/chat/completions", "embeddings": "embeddings — /v1/embeddings",
+SCOPE_HELP = {"chat": "chat — /v1/chat/completions, /v1/responses", "embeddings": "embeddings — /v1/embeddings",
               "models": "models — /v1/models", "admin": "admin — the JSON admin API"}
 
 

@@ -105,7 +105,8 @@ def steer(case, data, env) -> None:
     body = case.body
     if isinstance(body, dict):
         model = body.get("model")
-        if case.path == "/v1/chat/completions" and isinstance(model, str) and model.strip():
+        if case.path in ("/v1/chat/completions", "/v1/responses") and isinstance(model, str) \
+                and model.strip():
             if data.draw(st.integers(0, 9), label="real model") < 8:
                 body["model"] = data.draw(st.sampled_from(CHAT_MODELS))
         if case.path == "/v1/embeddings" and isinstance(model, str) and model.strip():
@@ -114,6 +115,32 @@ def steer(case, data, env) -> None:
         if case.path == "/api/admin/models" and _is_id(body.get("provider_id")):
             if data.draw(st.booleans(), label="existing provider"):
                 body["provider_id"] = data.draw(st.sampled_from(env.ids["provider_id"]))
+
+
+def responses_stream_problems(content: bytes) -> list[str]:
+    """Typed Responses events: `event:` = the data's type, sequence numbers 0..n-1, one terminal
+    event (response.completed / .incomplete / .failed) at the end."""
+    problems, seq = [], []
+    blocks = [b for b in content.decode("utf-8").split("\n\n") if b.strip()]
+    for i, block in enumerate(blocks):
+        lines = block.split("\n")
+        if len(lines) != 2 or not lines[0].startswith("event: ") or not lines[1].startswith("data: "):
+            problems.append(f"event {i} is not `event:` + `data:`: {block[:100]!r}")
+            continue
+        try:
+            obj = json.loads(lines[1][6:])
+        except ValueError:
+            problems.append(f"event {i} is not JSON")
+            continue
+        if obj.get("type") != lines[0][7:]:
+            problems.append(f"event {i}: event name and type differ")
+        seq.append(obj.get("sequence_number"))
+    if seq != list(range(len(seq))):
+        problems.append(f"sequence numbers are not 0..n-1: {seq[:20]}")
+    last = blocks[-1].split("\n")[0][7:] if blocks else ""
+    if last not in ("response.completed", "response.incomplete", "response.failed"):
+        problems.append(f"stream does not end with a terminal event: {last!r}")
+    return problems
 
 
 def own_checks(case, response, error_validator, event_validator) -> list[str]:
@@ -134,7 +161,9 @@ def own_checks(case, response, error_validator, event_validator) -> list[str]:
             errors = list(error_validator.iter_errors(body))
             if errors:
                 problems.append(f"error body not in the error shape: {errors[0].message}")
-    if ctype == "text/event-stream":
+    if ctype == "text/event-stream" and case.path == "/v1/responses":
+        problems += responses_stream_problems(content)
+    elif ctype == "text/event-stream":
         events = [line[6:] for line in content.decode("utf-8").split("\n")
                   if line.startswith("data: ")]
         if not events:
