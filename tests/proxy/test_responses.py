@@ -244,3 +244,19 @@ def test_stored_items_redacted_when_policy_redacts(gw, gw_client, auth, openai_r
     row = db.session.get(StoredResponse, r.get_json()["id"])
     assert "jane.doe@example.com" not in json.dumps(row.input_items)
     assert "REDACTED" in row.input_items[0]["content"]
+
+
+def test_prune_usage_deletes_old_stored_responses(gw):
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.models import StoredResponse, utcnow
+    now = utcnow()
+    for rid, age in (("resp_old", 40), ("resp_new", 1)):
+        db.session.add(StoredResponse(id=rid, key_id=1, model="m", input_items=[], response={"id": rid},
+                                      created_at=now - timedelta(days=age)))
+    db.session.commit()
+    r = gw.test_cli_runner().invoke(args=["prune-usage", "--responses-days", "30"])
+    assert r.exit_code == 0, r.output
+    assert "deleted 1 stored response(s) older than 30 day(s)" in r.output
+    assert db.session.scalars(db.select(StoredResponse.id)).all() == ["resp_new"]
