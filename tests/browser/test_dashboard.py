@@ -35,6 +35,13 @@ with app.app_context():
     for name, owner in (("web-app", "growth"), ("support-bot", "support"), ("notebooks", "research")):
         keys.create({"name": name, "owner": owner, "scopes": ["chat"]}, actor="seed")
     UsageWriter._write([{
+        # one call from the week before, so "vs prev. 7d" has a base whatever the seed's edges do
+        "created_at": utcnow() - timedelta(days=10), "request_id": "req_e2e_last_week", "endpoint": "chat",
+        "key_id": 2, "owner": "support", "model_name": "gpt-4o", "model_id": None, "provider_id": 1,
+        "prompt_tokens": 10, "completion_tokens": 5, "cached_tokens": 0, "tokens_estimated": False,
+        "cost_usd": Decimal("0.0001"), "latency_ms": 300.0, "ttfb_ms": 100.0, "status_code": 200,
+        "error_class": None, "cache_hit": False, "stream": False, "attempts": None, "detectors": None,
+        "details": {}}, {
         "created_at": utcnow() - timedelta(minutes=2), "request_id": "req_e2e_failover", "endpoint": "chat",
         "key_id": 1, "owner": "growth", "model_name": "gpt-4o-mini", "model_id": None, "provider_id": 1,
         "prompt_tokens": 1000, "completion_tokens": 200, "cached_tokens": 0, "tokens_estimated": False,
