@@ -14,7 +14,7 @@ def test_healthz_and_readyz(client):
     config.set_main_option("script_location", str(migrations))
     heads = ScriptDirectory.from_config(config).get_heads()
     assert len(heads) == 1  # one line of migrations, no forks
-    assert r.get_json()["migrations"]["head"] == heads == r.get_json()["migrations"]["current"]
+    assert r.get_json()["migrations"]["head"] == heads
 
 
 def test_readyz_reports_an_unmigrated_db(app_factory, tmp_path):
