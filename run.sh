@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's two commands:
 #   ./run.sh          install into .venv, migrate the embedded SQLite DB, create/print the admin, start gunicorn
-#   ./run.sh test     install the test dependencies (and Debian's chromium when root) and run every test
+#   ./run.sh test     install the test dependencies (and Debian's chromium, postgresql, redis-server when
+#                     root) and run every test: on SQLite, then the database tests again on PostgreSQL
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -37,8 +38,29 @@ case "${1:-start}" in
   test)
     make_venv "[test]"
     command -v chromium >/dev/null || need_root_pkg chromium || true
+    # real PostgreSQL and Redis servers for the scale-out tests (started by the fixtures)
+    command -v redis-server >/dev/null || need_root_pkg redis-server || true
+    have_pg() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null; }
+    have_pg || need_root_pkg postgresql || true
     shift
-    exec "$VENV/bin/python" -m pytest "$@"
+    # one pass only when asked for (GATEWAY_TEST_DATABASE=sqlite|postgresql|<postgres URL>)
+    [ -z "${GATEWAY_TEST_DATABASE:-}" ] && have_pg || exec "$VENV/bin/python" -m pytest "$@"
+    # the two passes run side by side (two cores: the PostgreSQL pass is in-process database
+    # work, the SQLite pass is mostly e2e processes); the PostgreSQL log is printed at the end
+    pglog=$(mktemp /tmp/gateway-tests-postgresql.XXXX.log)
+    GATEWAY_TEST_DATABASE=postgresql "$VENV/bin/python" -m pytest "$@" >"$pglog" 2>&1 &
+    pgpid=$!
+    trap 'kill $pgpid 2>/dev/null || true' INT TERM
+    status=0
+    echo "== every test on SQLite (the PostgreSQL pass runs beside it: $pglog) =="
+    "$VENV/bin/python" -m pytest "$@" || status=$?
+    pg=0
+    wait "$pgpid" || pg=$?
+    echo "== the database tests again, on PostgreSQL (GATEWAY_TEST_DATABASE=postgresql) =="
+    if [ "$pg" = 0 ]; then tail -n 15 "$pglog"; else cat "$pglog"; fi
+    [ "$pg" = 5 ] && pg=0  # the selection held no database test
+    [ "$status" != 0 ] || status=$pg
+    exit "$status"
     ;;
   *)
     echo "usage: ./run.sh [start|test [pytest args]]" >&2; exit 2 ;;

@@ -27,22 +27,26 @@ def create_app(overrides: dict | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from app import cli, errors, openapi, ops
+    from app import cli, errors, openapi, ops, security
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.proxy import bp as proxy_bp
+    from app.proxy.messages import bp as messages_bp
     from app.proxy.responses import bp as responses_bp
 
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(proxy_bp)
     app.register_blueprint(responses_bp)
+    app.register_blueprint(messages_bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(openapi.bp)
     ops.install_request_ids(app)
+    security.install_headers(app)
     csrf.exempt(api_bp)
     csrf.exempt(proxy_bp)
     csrf.exempt(responses_bp)
+    csrf.exempt(messages_bp)
     errors.register(app)
     cli.register(app)
     return app
@@ -64,9 +68,9 @@ from werkzeug.routing import IntegerConverter  # noqa: E402
 
 
 class BoundedInt(IntegerConverter):
-    """<int:...> ids the database can hold: a larger one becomes 0 (no row has it), so every
+    """<int:...> ids an INTEGER column can hold: a larger one becomes 0 (no row has it), so every
     method still reaches its view and answers the service's 404 instead of an overflow."""
 
     def to_python(self, value: str) -> int:
         number = super().to_python(value)
-        return number if -(2**63) < number < 2**63 else 0
+        return number if -(2**31) < number < 2**31 else 0  # INTEGER ids (32-bit on PostgreSQL)

@@ -32,14 +32,24 @@ def register(app: Flask) -> None:
     @app.cli.command("create-admin")
     @click.option("--username", prompt=True)
     @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-    @click.option("--role", type=click.Choice(["admin", "viewer"]), default="admin")
-    def create_admin(username, password, role):
+    @click.option("--role", type=click.Choice(["admin", "operator", "viewer", "team_admin"]),
+                  default="admin")
+    @click.option("--team", "teams", multiple=True,
+                  help="team_admin: a team whose keys and usage the user manages (repeatable)")
+    def create_admin(username, password, role, teams):
         """Create a console user (admin by default)."""
+        if role == "team_admin" and not teams:
+            _fail(ServiceError("a team_admin needs at least one --team"))
         try:
-            users.create(username, password, role, actor="cli")
+            user = users.create(username, password, role, actor="cli")
+            if role == "team_admin":
+                from app.extensions import db
+                user.teams = sorted(set(teams))
+                db.session.commit()
         except ServiceError as exc:
             _fail(exc)
-        click.echo(f"created {role} '{username}'")
+        click.echo(f"created {role} '{username}'" + (f" for team(s) {', '.join(sorted(set(teams)))}"
+                                                      if role == "team_admin" else ""))
 
     @app.cli.command("ensure-admin")
     @click.option("--generate", is_flag=True,

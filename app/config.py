@@ -82,6 +82,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "REMEMBER_COOKIE_SECURE": production,
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": int(_env("GATEWAY_MAX_BODY_BYTES", str(20 * 1024 * 1024))),
+        # a non-stream upstream answer larger than this is refused with a 502
+        "MAX_UPSTREAM_BYTES": int(_env("GATEWAY_MAX_UPSTREAM_BYTES", str(64 * 1024 * 1024))),
         "LOGIN_MAX_FAILURES": int(_env("GATEWAY_LOGIN_MAX_FAILURES", "5")),
         "LOGIN_LOCKOUT_SECONDS": int(_env("GATEWAY_LOGIN_LOCKOUT_SECONDS", "300")),
         "HEALTH_CHECK_INTERVAL": int(_env("GATEWAY_HEALTH_INTERVAL", "60")),
@@ -90,6 +92,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "GATEWAY_ADMIN_PASSWORD": _env("GATEWAY_ADMIN_PASSWORD"),
         "CACHE_TTL_SECONDS": float(_env("GATEWAY_CACHE_TTL", "2")),
         "USAGE_FLUSH_INTERVAL": float(_env("GATEWAY_USAGE_FLUSH_INTERVAL", "1")),
+        # usage records a worker keeps in memory while the DB refuses writes; beyond it the
+        # oldest are dropped (counted in gateway_usage_dropped_total and logged)
+        "USAGE_MAX_PENDING": int(_env("GATEWAY_USAGE_MAX_PENDING", "200000")),
         # whole non-stream exchange / wait for a stream's first bytes, on top of per-read timeouts
         "REQUEST_DEADLINE_SECONDS": float(_env("GATEWAY_REQUEST_DEADLINE", "600")),
         "GATEWAY_HTTP_CLIENT": _env("GATEWAY_HTTP_CLIENT", "gevent"),
@@ -99,6 +104,48 @@ def load_config(overrides: dict | None = None) -> dict:
         "LIMITS_SETTLE_INTERVAL": float(_env("GATEWAY_LIMITS_SETTLE_INTERVAL", "0.02")),
         # how long an in-flight request's slot/reservation survives a worker killed mid-request
         "LIMITS_LEASE_TTL": float(_env("GATEWAY_LIMITS_LEASE_TTL", "900")),
+        # scale-out (docs/deploy.md): Redis for shared counters, response cache, breaker state
+        # and config-change notifications; without it the embedded SQLite stores are used
+        "REDIS_URL": _env("GATEWAY_REDIS_URL"),
+        # what the proxy does while Redis is unreachable: "open" (local per-worker limits,
+        # requests keep flowing) or "closed" (refuse with 503 until Redis is back)
+        "REDIS_FAILURE": (_env("GATEWAY_REDIS_FAILURE", "open") or "open").strip().lower(),
+        # PostgreSQL connection pool (per worker process); ignored for SQLite
+        "DB_POOL_SIZE": int(_env("GATEWAY_DB_POOL_SIZE", "10")),
+        "DB_MAX_OVERFLOW": int(_env("GATEWAY_DB_MAX_OVERFLOW", "20")),
+        "DB_POOL_TIMEOUT": float(_env("GATEWAY_DB_POOL_TIMEOUT", "10")),
+        # single sign-on (OpenID Connect) for the console: docs/sso.md
+        **{name: _env(name) for name in (
+            "GATEWAY_OIDC_ISSUER", "GATEWAY_OIDC_CLIENT_ID", "GATEWAY_OIDC_CLIENT_SECRET",
+            "GATEWAY_OIDC_ALLOWED_DOMAINS", "GATEWAY_OIDC_ROLE_MAP", "GATEWAY_OIDC_SCOPES",
+            "GATEWAY_OIDC_REDIRECT_URI")},
+        "GATEWAY_OIDC_ROLE_CLAIM": _env("GATEWAY_OIDC_ROLE_CLAIM", "groups"),
     }
     cfg.update(overrides)
+    cfg["SQLALCHEMY_DATABASE_URI"] = database_url(cfg["SQLALCHEMY_DATABASE_URI"])
+    if "SQLALCHEMY_ENGINE_OPTIONS" not in overrides:
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(cfg)
     return cfg
+
+
+def database_url(url: str) -> str:
+    """PostgreSQL URLs go through psycopg 3 (gevent-aware from 3.1.14: its waits yield to other
+    greenlets under monkey-patching), however they are spelled."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def engine_options(cfg: dict) -> dict:
+    """SQLite: SQLAlchemy's defaults (a file, no pool to size). PostgreSQL: a pool per worker
+    process sized by GATEWAY_DB_POOL_SIZE / _MAX_OVERFLOW / _TIMEOUT; connections are checked
+    before use and recycled so a database failover or an idle-timeout proxy never hands a dead
+    one to a request."""
+    options: dict = {"pool_pre_ping": True}
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        options.update(pool_size=cfg["DB_POOL_SIZE"], max_overflow=cfg["DB_MAX_OVERFLOW"],
+                       pool_timeout=cfg["DB_POOL_TIMEOUT"], pool_recycle=1800,
+                       connect_args={"connect_timeout": 10,
+                                     "application_name": "llm-gateway"})
+    return options

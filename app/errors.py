@@ -59,10 +59,34 @@ def register(app: Flask) -> None:
             return json_error(status, message)
         return render_template("error.html", status=status, message=exc.description), status
 
+    from app.cache import StoreError
+
+    @app.errorhandler(StoreError)
+    def store_unavailable(exc: StoreError):
+        """The response cache's shared store (Redis) is down: its admin views and clears answer
+        503 (proxied requests never get here; for them it is a cache miss)."""
+        db.session.rollback()
+        message = "The response cache store is unavailable (Redis); try again shortly."
+        if wants_json():
+            return json_error(503, message, "cache_unavailable", "api_error",
+                              headers={"Retry-After": "1"})
+        return render_template("error.html", status=503, message=message), 503
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
+        _rollback()
         message = "The gateway hit an internal error; it has been logged."
         if wants_json():
             return json_error(500, message, "internal_error", "api_error")
         return render_template("error.html", status=500, message=message), 500
+
+
+def _rollback() -> None:
+    """A failed statement leaves the session's transaction aborted (PostgreSQL refuses every
+    later command in it): roll it back so the error page and the next request work."""
+    try:
+        from app.extensions import db
+        db.session.rollback()
+    except Exception:  # the connection itself may be gone; the pool replaces it
+        log.warning("rollback after an unhandled error failed", exc_info=True)

@@ -29,6 +29,21 @@ CACHE = Counter("gateway_cache_lookups_total", "Response cache lookups", ["resul
 REJECTIONS = Counter("gateway_limiter_rejections_total", "Requests refused by limits or budgets",
                      ["reason"])
 IN_FLIGHT = Gauge("gateway_streams_in_flight", "Streams being relayed", multiprocess_mode="livesum")
+USAGE_PENDING = Gauge("gateway_usage_pending", "Usage records queued in memory, not yet written",
+                      multiprocess_mode="livesum")
+USAGE_WRITE_FAILURES = Counter("gateway_usage_write_failures_total",
+                               "Usage batches the DB refused (kept in memory and retried)")
+USAGE_DROPPED = Counter("gateway_usage_dropped_total",
+                        "Usage records lost because the in-memory backlog was full")
+# Redis-backed shared state (GATEWAY_REDIS_URL). One definition for every store, label
+# ``store``: "cache" (response cache), "breaker" (circuit breakers), "pubsub" (config-change
+# notifications), "limits" (rate limits and budgets). Keep these names exact.
+REDIS_FAILURES = Counter("gateway_redis_failures_total",
+                         "Redis operations that failed (the store fell back: cache miss, local "
+                         "breaker, polling)", ["store"])
+REDIS_UP = Gauge("gateway_redis_up", "1 when the store's last Redis operation succeeded, 0 while "
+                 "it is failing (lowest over the live workers)", ["store"],
+                 multiprocess_mode="livemin")
 
 
 def observe(row: dict[str, Any], provider_names: dict[int, str]) -> None:

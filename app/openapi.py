@@ -897,6 +897,42 @@ def _openai_schemas() -> dict[str, Any]:
         "error": {"type": ["object", "null"]}, "previous_response_id": {"type": ["string", "null"]},
         "store": {"type": "boolean"}, "metadata": {"type": "object"}},
         ["id", "object", "created_at", "status", "model", "output"], "OpenAI response object.")
+    s["AnthropicMessageRequest"] = _obj({
+        "model": {"type": "string", "pattern": NON_BLANK},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "messages": {"type": "array", "minItems": 1, "items": _obj({
+            "role": enum(("user", "assistant")),
+            "content": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}],
+                        "description": "Text, or blocks: text, image (base64 or url), tool_use, "
+                                       "tool_result (thinking blocks are dropped when translated)."}},
+            ["role", "content"])},
+        "system": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+        "stream": {"type": "boolean"}, "temperature": {"type": "number"}, "top_p": {"type": "number"},
+        "stop_sequences": {"type": "array", "items": {"type": "string"}},
+        "tools": {"type": "array", "items": {"type": "object"}}, "tool_choice": {"type": "object"},
+        "metadata": {"type": "object"}},
+        ["model", "max_tokens", "messages"], "Anthropic Messages API request (custom tools only).")
+    s["AnthropicCountTokensRequest"] = _obj({
+        "model": {"type": "string", "pattern": NON_BLANK},
+        "messages": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+        "system": {}, "tools": {"type": "array", "items": {"type": "object"}}},
+        ["model", "messages"], "Anthropic count_tokens request.")
+    s["AnthropicMessage"] = _obj({
+        "id": {"type": "string"}, "type": {"const": "message"}, "role": {"const": "assistant"},
+        "model": {"type": "string"}, "content": {"type": "array", "items": {"type": "object"}},
+        "stop_reason": {"type": ["string", "null"]}, "stop_sequence": {"type": ["string", "null"]},
+        "usage": {"type": "object"}},
+        ["id", "type", "role", "model", "content"], "Anthropic message object.")
+    s["AnthropicTokenCount"] = _obj({"input_tokens": {"type": "integer", "minimum": 0}},
+                                    ["input_tokens"], "The prompt's token count (the gateway's estimate).")
+    s["AnthropicError"] = _obj({"type": {"const": "error"}, "error": _obj({
+        "type": {"type": "string"}, "message": {"type": "string"}}, ["type", "message"])},
+        ["type", "error"], "Anthropic's error shape (every /v1/messages failure).")
+    s["AnthropicStreamEvent"] = _obj({
+        "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": JSON,
+                 "contentSchema": _obj({"type": {"type": "string"}}, ["type"])}},
+        ["event", "data"], "One Anthropic event (message_start ... message_stop, ping, error).")
     s["ResponseDeleted"] = _obj({"id": {"type": "string"}, "object": {"const": "response.deleted"},
                                  "deleted": {"const": True}}, ["id", "object", "deleted"],
                                 additional=False)
@@ -1117,6 +1153,36 @@ def _paths() -> dict[str, Any]:
         "delete": {"operationId": "deleteResponse", "tags": ["OpenAI-compatible"],
                    "summary": "Delete a stored response of this key", "security": v1_sec,
                    "responses": {**ok("ResponseDeleted"), **_errors("401", "403", "404")}}}
+    def anthropic_errors(*codes: str) -> dict:
+        return {c: {"description": ERRORS.get(c, "Failure.") + " (Anthropic's error shape and type.)",
+                    "headers": _headers(*(("Retry-After",) if c == "429" else ())),
+                    "content": {JSON: {"schema": _ref("AnthropicError")}}} for c in (*codes, "405")}
+
+    p["/v1/messages"] = {"post": {
+        "operationId": "createMessage", "tags": ["Anthropic-compatible"],
+        "summary": "Anthropic Messages API over any provider (passed through to Anthropic, "
+                   "translated for the others)",
+        "description": "Needs the `chat` scope; the key in `x-api-key` or `Authorization: Bearer`. "
+                       "Same routing, limits, budgets, cache, content policy and accounting as "
+                       "chat completions (usage endpoint `messages`). With `stream: true`, "
+                       "Anthropic's event stream; a failure after the first byte is an `error` "
+                       "event. Limit headers also as anthropic-ratelimit-*.",
+        "security": v1_sec,
+        "requestBody": {"required": True, "content": {JSON: {"schema": _ref("AnthropicMessageRequest")}}},
+        "responses": dict(sorted({
+            "200": {"description": "The message (JSON), or events when `stream` is true.",
+                    "headers": _headers("x-cache", "x-gateway-attempts"),
+                    "content": {JSON: {"schema": _ref("AnthropicMessage")},
+                                SSE: {"schema": _ref("AnthropicStreamEvent")}}},
+            **anthropic_errors("400", "401", "402", "403", "404", "413", "415", "429", "502", "503",
+                               "504")}.items()))}}
+    p["/v1/messages/count_tokens"] = {"post": {
+        "operationId": "countMessageTokens", "tags": ["Anthropic-compatible"],
+        "summary": "Token count of an Anthropic Messages request (the gateway's estimate)",
+        "security": v1_sec,
+        "requestBody": {"required": True, "content": {JSON: {"schema": _ref("AnthropicCountTokensRequest")}}},
+        "responses": dict(sorted({**ok("AnthropicTokenCount"),
+                                  **anthropic_errors("400", "401", "403", "404", "413", "415")}.items()))}}
     p["/v1/embeddings"] = {"post": {
         "operationId": "createEmbeddings", "tags": ["OpenAI-compatible"],
         "summary": "Embeddings (OpenAI-compatible)", "description": "Needs the `embeddings` "

@@ -38,7 +38,28 @@ def readyz():
     if set(current) != set(heads):
         return jsonify({"status": "unavailable", "database": "ok",
                         "migrations": {"current": sorted(current), "head": sorted(heads)}}), 503
-    return jsonify({"status": "ready", "database": "ok", "migrations": {"head": sorted(heads)}})
+    body = {"status": "ready", "database": "ok", "migrations": {"head": sorted(heads)}}
+    redis_state = _redis_state()
+    if redis_state is not None:
+        body["redis"] = redis_state
+        if redis_state != "ok" and current_app.config.get("REDIS_FAILURE") == "closed":
+            # fail-closed: the proxy refuses limited traffic, so take this host out of the pool
+            return jsonify({**body, "status": "unavailable"}), 503
+    return jsonify(body)
+
+
+def _redis_state() -> str | None:
+    """None without GATEWAY_REDIS_URL; "ok" or "unreachable: <error class>" (no URL, no detail
+    that could carry a password)."""
+    from app import redisconn
+    client = redisconn.app_client(current_app)
+    if client is None:
+        return None
+    try:
+        client.ping()
+        return "ok"
+    except Exception as exc:
+        return f"unreachable: {type(exc).__name__}"
 
 
 @bp.get("/metrics")

@@ -10,7 +10,9 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 [ -x .venv/bin/gunicorn ] || ./run.sh test --version >/dev/null
 
 export GATEWAY_INSTANCE_PATH=$(mktemp -d /tmp/gw-bench.XXXX)
-export GATEWAY_DATABASE_URL=sqlite:///$GATEWAY_INSTANCE_PATH/gw.db
+# BENCH_DATABASE_URL / BENCH_REDIS_URL: measure the scale-out shape (bench/scale.sh starts both)
+export GATEWAY_DATABASE_URL=${BENCH_DATABASE_URL:-sqlite:///$GATEWAY_INSTANCE_PATH/gw.db}
+[ -z "${BENCH_REDIS_URL:-}" ] || export GATEWAY_REDIS_URL=$BENCH_REDIS_URL
 export GATEWAY_HEALTH_INTERVAL=0 GATEWAY_LOG_LEVEL=warning
 .venv/bin/flask --app wsgi db upgrade >/dev/null 2>&1
 .venv/bin/flask --app wsgi seed-demo --base-url http://127.0.0.1:18000/v1 --model fake-model >/dev/null

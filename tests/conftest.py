@@ -1,6 +1,14 @@
-"""Shared fixtures: an app on a temporary SQLite DB built by the real migrations."""
+"""Shared fixtures: an app on a temporary database built by the real migrations.
+
+The database is SQLite by default. ``GATEWAY_TEST_DATABASE=postgresql`` runs the same tests on
+PostgreSQL: a throwaway cluster started for the session (Debian's postgresql package), or an
+existing server when the variable holds a URL (``postgresql://user@host:5432/postgres``; the
+user must be allowed to create databases). Each test gets a database of its own, copied from a
+migrated template.
+"""
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -9,6 +17,98 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+TEST_DATABASE = os.environ.get("GATEWAY_TEST_DATABASE", "sqlite").strip() or "sqlite"
+ON_POSTGRES = TEST_DATABASE.startswith("postgres")
+_db_numbers = itertools.count(1)
+
+
+def pytest_report_header(config):
+    return f"gateway test database: {'PostgreSQL' if ON_POSTGRES else 'SQLite'}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The PostgreSQL pass runs every test that uses the app's database (the ``database_url``
+    fixture, through ``app``, ``client``, ``app_factory``...); the others (pure functions, the
+    e2e suites with their own gunicorn and SQLite files, the browser) do not depend on the
+    database and run on the SQLite pass only. ``@pytest.mark.sqlite_only``: a test about the
+    embedded file itself, skipped on the PostgreSQL pass."""
+    if not ON_POSTGRES:
+        return
+    skip = pytest.mark.skip(reason="about the embedded SQLite file (GATEWAY_TEST_DATABASE=postgresql)")
+    keep, dropped = [], []
+    for item in items:
+        if "database_url" not in getattr(item, "fixturenames", ()):
+            dropped.append(item)
+            continue
+        if item.get_closest_marker("sqlite_only"):
+            item.add_marker(skip)
+        keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+from tests.support.servers import Databases  # noqa: E402
+
+
+class ExistingPostgres(Databases):
+    """A server given by URL: databases are created and dropped through it."""
+
+    def __init__(self, url: str):
+        from sqlalchemy.engine import make_url
+        self.base = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1)
+                             if url.startswith("postgresql://") else url)
+
+    def url_for(self, database: str) -> str:
+        return self.base.set(database=database).render_as_string(hide_password=False)
+
+    def execute(self, database: str, sql: str) -> None:
+        import psycopg
+        u = self.base
+        with psycopg.connect(host=u.host, port=u.port or 5432, user=u.username,
+                             password=u.password, dbname=database, autocommit=True) as conn:
+            conn.execute(sql)
+
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """The PostgreSQL server of the PostgreSQL pass (None on the SQLite pass)."""
+    if not ON_POSTGRES:
+        yield None
+        return
+    if "://" in TEST_DATABASE:
+        yield ExistingPostgres(TEST_DATABASE)
+        return
+    from tests.support.servers import postgres_server
+    with postgres_server(tmp_path_factory.mktemp("pg")) as pg:
+        yield pg
+
+
+def _dispose(app) -> None:
+    from app.extensions import db
+    with app.app_context():
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+def _migrated_postgres(pg, tmp_root: Path) -> str:
+    """Migrate a template database once per session; each test gets a copy."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    name = f"gw_template_{os.getpid()}"
+    pg.drop_database(name)
+    url = pg.create_database(name)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True,
+                      "INSTANCE_PATH": str(tmp_root), "GATEWAY_SECRET_KEY": "t",
+                      "GATEWAY_ENCRYPTION_KEYS": Fernet.generate_key().decode()})
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+    _dispose(app)
+    return name
 
 
 def _migrated_template(tmp_root: Path) -> Path:
@@ -31,30 +131,122 @@ def _migrated_template(tmp_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def template_db(tmp_path_factory):
-    return _migrated_template(tmp_path_factory.mktemp("template"))
+def template_db(tmp_path_factory, pg_server):
+    if pg_server is not None:
+        name = _migrated_postgres(pg_server, tmp_path_factory.mktemp("template"))
+        yield name
+        pool = _pools.pop(name, None)
+        if pool is not None:
+            pool.close()
+        pg_server.drop_database(name)
+        return
+    yield _migrated_template(tmp_path_factory.mktemp("template"))
 
 
 @pytest.fixture
-def app_factory(tmp_path, template_db):
-    """Build apps sharing one migrated DB file for this test (e.g. to change encryption keys)."""
-    import shutil
+def database_url(tmp_path, template_db, pg_server):
+    """This test's own database (a copy of the migrated template), as a SQLAlchemy URL."""
+    if pg_server is None:
+        import shutil
+        db_path = tmp_path / "gateway.db"
+        shutil.copy(template_db, db_path)
+        yield f"sqlite:///{db_path}"
+        return
+    pool = _database_pool(pg_server, template_db)
+    name = pool.take()
+    yield pg_server.url_for(name)
+    pool.give_back(name)
 
+
+class DatabasePool:
+    """Copies of the template made ahead by a background thread (and dropped by it after use),
+    so a test waits for neither CREATE DATABASE nor DROP DATABASE: the server does them on the
+    other core while the previous test runs."""
+
+    def __init__(self, pg, template: str, ready: int = 3):
+        import queue
+        import threading
+        self.pg, self.template = pg, template
+        self.ready: queue.Queue = queue.Queue(maxsize=ready)
+        self.used: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        threading.Thread(target=self._make, daemon=True, name="test-db-maker").start()
+        threading.Thread(target=self._drop, daemon=True, name="test-db-dropper").start()
+
+    closed = False
+
+    def _make(self) -> None:
+        while not self.closed:
+            name = f"gw_test_{os.getpid()}_{next(_db_numbers)}"
+            try:
+                self.pg.create_database(name, self.template)
+            except BaseException as exc:  # surfaced by take()
+                self.error = exc
+                self.ready.put(None)
+                return
+            self.ready.put(name)
+
+    def _drop(self) -> None:
+        while True:
+            name = self.used.get()
+            try:
+                self.pg.drop_database(name)
+            except Exception:
+                pass
+
+    def take(self) -> str:
+        name = self.ready.get(timeout=120)
+        if name is None:
+            raise RuntimeError(f"could not create a test database: {self.error!r}")
+        return name
+
+    def give_back(self, name: str) -> None:
+        self.used.put(name)
+
+    def close(self) -> None:
+        """Drop what is left (on a shared server nothing of this session may stay behind)."""
+        import time
+        self.closed = True
+        deadline = time.monotonic() + 10
+        while not self.used.empty() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        while not self.ready.empty():
+            name = self.ready.get_nowait()
+            if name:
+                self.pg.drop_database(name)
+
+
+_pools: dict = {}
+
+
+def _database_pool(pg, template: str) -> DatabasePool:
+    if template not in _pools:
+        _pools[template] = DatabasePool(pg, template)
+    return _pools[template]
+
+
+@pytest.fixture
+def app_factory(tmp_path, database_url):
+    """Build apps sharing one migrated DB for this test (e.g. to change encryption keys)."""
     from app import create_app
 
-    db_path = tmp_path / "gateway.db"
-    shutil.copy(template_db, db_path)
     enc = Fernet.generate_key().decode()
+    made = []
 
     def make(**overrides):
-        config = {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}", "TESTING": True,
+        config = {"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True,
                   "INSTANCE_PATH": str(tmp_path), "GATEWAY_SECRET_KEY": "test-secret",
                   "GATEWAY_ENCRYPTION_KEYS": enc, "WTF_CSRF_ENABLED": False,
                   "HEALTH_CHECK_TIMEOUT": 2.0, "LOGIN_MAX_FAILURES": 5}
         config.update(overrides)
-        return create_app(config)
+        app = create_app(config)
+        made.append(app)
+        return app
 
-    return make
+    yield make
+    if ON_POSTGRES:  # close the pools before the database is dropped
+        for app in made:
+            _dispose(app)
 
 
 @pytest.fixture

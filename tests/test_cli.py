@@ -18,6 +18,21 @@ def test_create_admin_and_duplicate(app):
     assert r.exit_code == 1 and "at least 8" in r.output
 
 
+def test_create_admin_with_the_new_roles(app):
+    runner = app.test_cli_runner()
+    r = runner.invoke(args=["create-admin", "--username", "ops", "--password", "longenough1",
+                            "--role", "operator"])
+    assert r.exit_code == 0 and "created operator 'ops'" in r.output
+    r = runner.invoke(args=["create-admin", "--username", "ta", "--password", "longenough1",
+                            "--role", "team_admin"])
+    assert r.exit_code == 1 and "needs at least one --team" in r.output
+    r = runner.invoke(args=["create-admin", "--username", "ta", "--password", "longenough1",
+                            "--role", "team_admin", "--team", "x", "--team", "y"])
+    assert r.exit_code == 0, r.output
+    user = db.session.scalar(db.select(User).where(User.username == "ta"))
+    assert (user.role, user.teams) == ("team_admin", ["x", "y"])
+
+
 def test_create_key_prints_only_the_key(app):
     r = app.test_cli_runner().invoke(args=["create-key", "--name", "ci", "--scopes", "admin"])
     assert r.exit_code == 0, r.output

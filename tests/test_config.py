@@ -40,8 +40,29 @@ def test_env_overrides(clean_env, tmp_path):
     clean_env.setenv("GATEWAY_DATABASE_URL", "postgresql://u@h/db")
     clean_env.setenv("GATEWAY_SECRET_KEY", "abc")
     cfg = load_config({"INSTANCE_PATH": str(tmp_path)})
-    assert cfg["SQLALCHEMY_DATABASE_URI"] == "postgresql://u@h/db"
+    # PostgreSQL always goes through psycopg 3 (gevent-aware), with a sized pool
+    assert cfg["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
     assert cfg["SECRET_KEY"] == "abc"
+
+
+@pytest.mark.parametrize("url", ["postgres://u:p@h:5433/db", "postgresql://u:p@h:5433/db",
+                                 "postgresql+psycopg2://u:p@h:5433/db",
+                                 "postgresql+psycopg://u:p@h:5433/db"])
+def test_postgres_urls_use_psycopg3_with_the_configured_pool(clean_env, tmp_path, url):
+    clean_env.setenv("GATEWAY_DATABASE_URL", url)
+    clean_env.setenv("GATEWAY_DB_POOL_SIZE", "7")
+    clean_env.setenv("GATEWAY_DB_MAX_OVERFLOW", "3")
+    clean_env.setenv("GATEWAY_DB_POOL_TIMEOUT", "2.5")
+    cfg = load_config({"INSTANCE_PATH": str(tmp_path)})
+    assert cfg["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@h:5433/db"
+    opts = cfg["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert (opts["pool_size"], opts["max_overflow"], opts["pool_timeout"]) == (7, 3, 2.5)
+    assert opts["pool_pre_ping"] is True and opts["pool_recycle"] > 0
+
+
+def test_sqlite_gets_no_pool_sizing(clean_env, tmp_path):
+    cfg = load_config({"INSTANCE_PATH": str(tmp_path)})
+    assert cfg["SQLALCHEMY_ENGINE_OPTIONS"] == {"pool_pre_ping": True}
 
 
 def test_create_app_has_no_side_effects(clean_env, tmp_path):
@@ -52,6 +73,7 @@ def test_create_app_has_no_side_effects(clean_env, tmp_path):
     assert not db_file.exists()
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_runs_in_wal_mode(app):
     from app.extensions import db
     assert db.session.execute(db.text("PRAGMA journal_mode")).scalar() == "wal"

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, request
 from sqlalchemy import func
 
+from app.admin import access
 from app.admin import queries
 from app.admin.htmx import render
 from app.extensions import db
@@ -22,6 +23,7 @@ DETAIL_ACTIONS = {"delete", "rotate_keys", "login", "lockout"}  # values are fac
 
 
 @bp.get("")
+@access.admin_area
 def index():
     f = {k: (request.args.get(k) or "").strip() or None for k in FILTERS}
     page = audit_page(request.args.get("page", 1, type=int), **f)
@@ -58,7 +60,8 @@ def audit_page(page: int, per_page: int = 50, entity: str | None = None, actor: 
 
 def choices() -> dict[str, list[str]]:
     def distinct(column) -> list[str]:
-        return list(db.session.scalars(db.select(column).distinct().order_by(func.lower(column))))
+        # GROUP BY, not DISTINCT: PostgreSQL refuses DISTINCT ordered by an expression not selected
+        return list(db.session.scalars(db.select(column).group_by(column).order_by(func.lower(column))))
     return {"entity": queries.audit_entity_types(), "actor": distinct(AuditLog.actor),
             "action": distinct(AuditLog.action)}
 

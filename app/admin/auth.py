@@ -1,7 +1,7 @@
 """Sign-in and sign-out (routes are added to the parent blueprint as admin.login/admin.logout)."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
@@ -13,10 +13,16 @@ from app.services.users import LoginThrottled
 
 def safe_next(target: str | None) -> str | None:
     """Only a path on this site ("/models?q=x"), never "//evil.example" or "https://...": no open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if not target or not target.startswith("/"):
         return None
-    parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc else None
+    decoded = unquote(target)  # "/%2F%2Fevil" or "/%5Cevil" is refused like what it decodes to
+    for form in (target, decoded):
+        if form.startswith("//") or "\\" in form or any(ord(ch) < 32 or ord(ch) == 127 for ch in form):
+            return None
+        parts = urlsplit(form)
+        if parts.scheme or parts.netloc:
+            return None
+    return target
 
 
 def login():
@@ -39,6 +45,7 @@ def login():
 
 
 def logout():
+    users.end_sessions(current_user)  # every copy of this session cookie stops working
     logout_user()
     session.clear()
     flash("You have been signed out.", "info")

@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, StringField
 from wtforms.validators import AnyOf, Length
 
-from app.admin.access import admin_only
+from app.admin import access
 from app.admin.forms import ConfirmForm, options
 from app.admin.htmx import render
 from app.extensions import db
@@ -86,11 +86,13 @@ def _page(form: ClearForm, status: int = 200):
 
 
 @bp.get("")
+@access.ops
 def index():
     return _page(ClearForm())
 
 
 @bp.post("/clear")
+@access.ops
 def clear():
     form = ClearForm()
     if not form.validate_on_submit():
@@ -111,7 +113,7 @@ def _describe(scope: str, value) -> str:
 
 
 @bp.route("/clear-all", methods=("GET", "POST"))
-@admin_only
+@access.ops_form
 def clear_all():
     form = ConfirmForm()
     if form.validate_on_submit():

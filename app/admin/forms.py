@@ -181,6 +181,9 @@ FIELD_TEXT = {  # label, help for per-type fields; unknown names fall back to a 
     "anthropic_beta": ("anthropic-beta header", "Comma-separated beta flags (optional)."),
     "organization": ("Organization ID", "Sent as OpenAI-Organization (optional)."),
     "project": ("Project ID", "Sent as OpenAI-Project (optional)."),
+    "responses_api": ("Responses API natively", "true: /v1/responses is passed through to this "
+                      "provider's own Responses API; false: translated to chat completions. "
+                      "Blank = the type's default (on for OpenAI, Azure, xAI)."),
     "keep_alive": ("Keep alive", "How long Ollama keeps the model loaded, e.g. 5m (optional)."),
 }
 
@@ -308,7 +311,9 @@ class ModelForm(LimitFields, FlaskForm):
 # --- keys ----------------------------------------------------------------------------------------
 
 SCOPE_HELP = {"chat": "chat — /v1/chat/completions, /v1/responses", "embeddings": "embeddings — /v1/embeddings",
-              "models": "models — /v1/models", "admin": "admin — the JSON admin API"}
+              "models": "models — /v1/models", "admin": "admin — the JSON admin API",
+              "admin:operator": "admin:operator — the admin API as an operator (no settings/teams changes)",
+              "admin:read": "admin:read — the admin API read-only"}
 
 
 class KeyForm(LimitFields, BudgetFields, FlaskForm):

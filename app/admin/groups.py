@@ -20,7 +20,7 @@ from flask_wtf import FlaskForm
 from wtforms import DecimalField, IntegerField, RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
-from app.admin.access import admin_only
+from app.admin import access
 from app.admin.forms import ConfirmForm, attempt, options, plain_decimal
 from app.admin.htmx import is_fragment_request, render
 from app.services import groups as group_service
@@ -145,6 +145,7 @@ def reset_breaker(m) -> None:
 
 
 @bp.get("")
+@access.ops
 def index():
     models = model_service.search()
     by_name: dict[str, list] = {}
@@ -161,7 +162,7 @@ def index():
 
 
 @bp.route("/-/new", methods=("GET", "POST"))
-@admin_only
+@access.ops_form
 def new():
     form = _settings_form(new=True, data={"name": request.args.get("name", "")})
     if form.validate_on_submit():
@@ -178,6 +179,7 @@ def new():
 
 
 @bp.route("/<path:name>", methods=("GET", "POST"))
+@access.ops
 def detail(name: str):
     group = group_service.get(name)
     form = _settings_form(data=GroupSettingsForm.initial(group))
@@ -192,7 +194,7 @@ def detail(name: str):
 
 
 @bp.route("/-/delete/<path:name>", methods=("GET", "POST"))
-@admin_only
+@access.ops_form
 def delete(name: str):
     group = group_service.get(name)
     form = ConfirmForm()
@@ -217,13 +219,14 @@ def _row(m, **context):
 
 
 @bp.get("/-/deployments/<int:model_id>/row")
+@access.ops
 def deployment_row(model_id: int):
     """The read-only row again (the inline editor's Cancel)."""
     return _row(model_service.get(model_id))
 
 
 @bp.route("/-/deployments/<int:model_id>", methods=("GET", "POST"))
-@admin_only
+@access.ops_form
 def deployment(model_id: int):
     """Priority and weight: an editable table row for htmx, a small form page without it."""
     m = model_service.get(model_id)
@@ -242,6 +245,7 @@ def deployment(model_id: int):
 
 
 @bp.post("/-/deployments/<int:model_id>/reset")
+@access.ops
 def reset(model_id: int):
     m = model_service.get(model_id)
     reset_breaker(m)

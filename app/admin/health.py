@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, url_for
 
+from app.admin import access
 from app.admin.groups import breaker_counts, deployment_views, reset_breaker
 from app.admin.htmx import is_fragment_request, render
 from app.services import groups as group_service
@@ -41,11 +42,13 @@ def _after_check(message: str, category: str):
 
 
 @bp.get("")
+@access.ops
 def index():
     return _dashboard()
 
 
 @bp.post("/<int:provider_id>/check")
+@access.ops
 def check(provider_id: int):
     p = provider_service.get(provider_id)
     result = health_service.check(p, trigger="manual")
@@ -53,6 +56,7 @@ def check(provider_id: int):
 
 
 @bp.post("/check-all")
+@access.ops
 def check_all():
     results = health_service.check_all(trigger="manual")
     healthy = sum(1 for _, r in results if r["status"] == "healthy")
@@ -60,6 +64,7 @@ def check_all():
 
 
 @bp.post("/deployments/<int:model_id>/reset")
+@access.ops
 def reset(model_id: int):
     m = model_service.get(model_id)
     reset_breaker(m)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.admin.access import admin_only
+from app.admin import access
 from app.admin.forms import (CAPABILITIES, ConfirmForm, LimitFields, ModelForm, attempt, options,
                              plain_decimal)
 from app.admin.htmx import is_fragment_request, render
@@ -12,6 +12,7 @@ from app.models.model import KINDS
 from app.services import models as model_service
 from app.services import prices
 from app.services import providers as provider_service
+from app.services.validation import clamp_id
 
 bp = Blueprint("models", __name__, url_prefix="/models")
 PRICES = ("input_price_per_mtok", "output_price_per_mtok", "cached_input_price_per_mtok")
@@ -59,9 +60,10 @@ def _suggest_prices(args) -> tuple[dict, dict, dict | None]:
 
 
 @bp.get("")
+@access.ops
 def index():
     filters = {"q": request.args.get("q", "").strip(),
-               "provider_id": request.args.get("provider_id", type=int),
+               "provider_id": clamp_id(request.args.get("provider_id", type=int)),
                "kind": request.args.get("kind") if request.args.get("kind") in KINDS else None}
     return render("admin/models/index.html", "admin/models/_table.html",
                   models=model_service.search(**filters), filters=filters,
@@ -69,7 +71,7 @@ def index():
 
 
 @bp.get("/prices")
-@admin_only
+@access.ops_form
 def price_fields():
     """The pricing fields again, blanks filled with the built-in list price (htmx, on typing
     the upstream model id)."""
@@ -79,9 +81,9 @@ def price_fields():
 
 
 @bp.route("/new", methods=("GET", "POST"))
-@admin_only
+@access.ops_form
 def new():
-    form = _form(data={"provider_id": request.args.get("provider_id", type=int)})
+    form = _form(data={"provider_id": clamp_id(request.args.get("provider_id", type=int))})
     if form.validate_on_submit():
         m = attempt(form, model_service.create, form.payload(), current_user.username)
         if m is not None:
@@ -91,7 +93,7 @@ def new():
 
 
 @bp.route("/<int:model_id>/edit", methods=("GET", "POST"))
-@admin_only
+@access.ops_form
 def edit(model_id: int):
     m = model_service.get(model_id)
     form = _form(data=_initial(m))
@@ -103,7 +105,7 @@ def edit(model_id: int):
 
 
 @bp.route("/<int:model_id>/delete", methods=("GET", "POST"))
-@admin_only
+@access.ops_form
 def delete(model_id: int):
     m = model_service.get(model_id)
     form = ConfirmForm()
@@ -120,6 +122,7 @@ def delete(model_id: int):
 
 
 @bp.post("/<int:model_id>/toggle")
+@access.ops
 def toggle(model_id: int):
     m = model_service.get(model_id)
     form = ConfirmForm()

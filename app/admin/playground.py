@@ -10,11 +10,12 @@ import json
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from flask_login import current_user
 
-from app.admin.access import any_role
+from app.admin import access
 from app.admin.htmx import render
 from app.services import playground as pg
 from app.services import runtime
 from app.services.errors import ServiceError
+from app.services.validation import clamp_id
 
 bp = Blueprint("playground", __name__, url_prefix="/playground")
 
@@ -47,35 +48,35 @@ def _page(template: str, conv=None, **extra):
 
 
 @bp.get("")
-@any_role
+@access.any_role
 def index():
     conv = None
-    cid = request.args.get("c", type=int)
+    cid = clamp_id(request.args.get("c", type=int))
     if cid:
         conv = pg.conversation(current_user.id, cid)
     return _page("admin/playground/index.html", conv)
 
 
 @bp.get("/compare")
-@any_role
+@access.any_role
 def compare():
     return _page("admin/playground/compare.html")
 
 
 @bp.get("/conversations")
-@any_role
+@access.any_role
 def conversation_list():
     """The sidebar list (htmx refreshes it after each answer)."""
-    current = request.args.get("current", type=int)
+    current = clamp_id(request.args.get("current", type=int))
     return render("admin/playground/_conversations.html", "admin/playground/_conversations.html",
                   conversations=pg.conversations(current_user.id), current_id=current)
 
 
 @bp.post("/conversations/<int:conversation_id>/delete")
-@any_role
+@access.any_role
 def delete(conversation_id: int):
     pg.delete(current_user.id, conversation_id)
-    current = request.args.get("current", type=int)
+    current = clamp_id(request.args.get("current", type=int))
     response = render("admin/playground/_conversations.html", "admin/playground/_conversations.html",
                       conversations=pg.conversations(current_user.id),
                       current_id=None if current == conversation_id else current)
@@ -85,7 +86,7 @@ def delete(conversation_id: int):
 
 
 @bp.post("/conversations/delete-all")
-@any_role
+@access.any_role
 def delete_all():
     pg.delete_all(current_user.id)
     response = current_app.make_response(("", 204))
@@ -94,7 +95,7 @@ def delete_all():
 
 
 @bp.get("/conversations/<int:conversation_id>/export.json")
-@any_role
+@access.any_role
 def export(conversation_id: int):
     conv = pg.conversation(current_user.id, conversation_id)
     body = json.dumps(pg.export(conv), indent=2, ensure_ascii=False)
@@ -103,7 +104,7 @@ def export(conversation_id: int):
 
 
 @bp.post("/snippet")
-@any_role
+@access.any_role
 def snippet():
     """curl / Python for the request the page would send now."""
     _key, _snap, _info, sections = _context()
@@ -116,7 +117,7 @@ def snippet():
 
 
 @bp.post("/chat")
-@any_role
+@access.any_role
 def chat():
     """Stream one answer as server-sent events (see `pg.AnswerStream` for the events)."""
     from app.proxy import proxy

@@ -5,13 +5,14 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.admin import queries
-from app.admin.access import admin_only
+from app.admin import access
 from app.admin.forms import ConfirmForm, LimitFields, attempt, plain_decimal, provider_form
 from app.admin.htmx import is_fragment_request, render
 from app.providers.registry import ADAPTERS, PRESETS, PROVIDER_TYPES
 from app.services import health, models, spend_view
 from app.services import providers as provider_service
 from app.services.errors import BadRequest
+from app.services.validation import clamp_id
 
 bp = Blueprint("providers", __name__, url_prefix="/providers")
 DEFAULT_TYPE = "openai"
@@ -74,16 +75,17 @@ def _render_form(form, provider=None):
 
 
 @bp.get("")
+@access.ops
 def index():
     return render("admin/providers/index.html", "admin/providers/_table.html",
                   providers=provider_service.list_all(), model_counts=queries.model_counts())
 
 
 @bp.get("/fields")
-@admin_only
+@access.ops_form
 def type_fields():
     """The per-type part of the form, swapped in when the Type select changes."""
-    provider_id = request.args.get("provider_id", type=int)
+    provider_id = clamp_id(request.args.get("provider_id", type=int))
     provider = provider_service.get(provider_id) if provider_id else None
     choice = request.args.get("type", DEFAULT_TYPE)
     return render("admin/providers/_type_fields.html", form=_form(choice), provider=provider,
@@ -91,7 +93,7 @@ def type_fields():
 
 
 @bp.route("/new", methods=("GET", "POST"))
-@admin_only
+@access.ops_form
 def new():
     form = _form(request.form.get("type") or request.args.get("type") or DEFAULT_TYPE,
                  data={"type": request.args.get("type") or DEFAULT_TYPE})
@@ -104,6 +106,7 @@ def new():
 
 
 @bp.get("/<int:provider_id>")
+@access.ops
 def detail(provider_id: int):
     p = provider_service.get(provider_id)
     return render_template("admin/providers/detail.html", provider=p,
@@ -112,7 +115,7 @@ def detail(provider_id: int):
 
 
 @bp.route("/<int:provider_id>/edit", methods=("GET", "POST"))
-@admin_only
+@access.ops_form
 def edit(provider_id: int):
     p = provider_service.get(provider_id)
     initial = _initial(p)
@@ -126,7 +129,7 @@ def edit(provider_id: int):
 
 
 @bp.route("/<int:provider_id>/delete", methods=("GET", "POST"))
-@admin_only
+@access.ops_form
 def delete(provider_id: int):
     p = provider_service.get(provider_id)
     form = ConfirmForm()
@@ -143,6 +146,7 @@ def delete(provider_id: int):
 
 
 @bp.post("/<int:provider_id>/toggle")
+@access.ops
 def toggle(provider_id: int):
     p = provider_service.get(provider_id)
     provider_service.update(p, {"enabled": not p.enabled}, current_user.username)
@@ -153,6 +157,7 @@ def toggle(provider_id: int):
 
 
 @bp.post("/<int:provider_id>/test")
+@access.ops
 def test(provider_id: int):
     """Run a live health check now and show the outcome inline."""
     p = provider_service.get(provider_id)
@@ -166,7 +171,7 @@ def test(provider_id: int):
 
 
 @bp.route("/<int:provider_id>/import", methods=("GET", "POST"))
-@admin_only
+@access.ops_form
 def import_models(provider_id: int):
     """Tick models from the upstream's own list and register them in one go."""
     p = provider_service.get(provider_id)

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, render_template, request, stream_with_context
 from markupsafe import Markup
 
+from app.admin import access
 from app.admin.htmx import render
 from app.extensions import db
 from app.models import GatewayKey, Provider, UsageRecord, utcnow
@@ -39,6 +40,7 @@ CACHE_TEXT = {
 
 
 @bp.get("")
+@access.ops
 def index():
     q = parse(request.args)
     page = uq.requests_page(q.service_filters(), q.sort, q.desc, q.page, PER_PAGE)
@@ -47,6 +49,7 @@ def index():
 
 
 @bp.get("/export.<any(csv, jsonl):fmt>")
+@access.ops
 def export(fmt: str):
     """The filtered set, oldest first, streamed in 1,000-row batches (no page limit)."""
     lines = uq.export(parse(request.args).service_filters(), fmt)
@@ -65,6 +68,7 @@ def export(fmt: str):
 
 
 @bp.get("/<int:record_id>")
+@access.ops
 def detail(record_id: int):
     record = db.get_or_404(UsageRecord, record_id, description=f"There is no request #{record_id} in the log "
                                                                 "(it may have been pruned).")

@@ -12,6 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, FloatField, IntegerField, RadioField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, ValidationError
 
+from app.admin import access
 from app.admin.forms import TRUST_HELP, MultiCheckboxField, attempt, options
 from app.admin.htmx import render
 from app.services import settings as settings_service
@@ -98,6 +99,7 @@ class SettingsForm(FlaskForm):
 
 
 @bp.route("", methods=("GET", "POST"))
+@access.admin_area
 def index():
     form = SettingsForm(data=SettingsForm.initial(settings_service.current()))
     if form.validate_on_submit():

@@ -5,7 +5,7 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from app.admin import queries
-from app.admin.access import admin_only
+from app.admin import access
 from app.admin.forms import TEAM_ALIASES, ConfirmForm, TeamForm, attempt
 from app.services import spend_view
 from app.services import teams as team_service
@@ -19,6 +19,7 @@ def _render_form(form, team=None):
 
 
 @bp.get("")
+@access.admin_area
 def index():
     teams = team_service.list_all()
     return render_template("admin/teams/index.html", teams=teams,
@@ -27,7 +28,7 @@ def index():
 
 
 @bp.route("/new", methods=("GET", "POST"))
-@admin_only
+@access.admin_only
 def new():
     form = TeamForm()
     if form.validate_on_submit():
@@ -41,7 +42,7 @@ def new():
 
 
 @bp.route("/<int:team_id>/edit", methods=("GET", "POST"))
-@admin_only
+@access.admin_only
 def edit(team_id: int):
     team = team_service.get(team_id)
     form = TeamForm(data=TeamForm.initial(team))
@@ -54,7 +55,7 @@ def edit(team_id: int):
 
 
 @bp.route("/<int:team_id>/delete", methods=("GET", "POST"))
-@admin_only
+@access.admin_only
 def delete(team_id: int):
     team = team_service.get(team_id)
     form = ConfirmForm()

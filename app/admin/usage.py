@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, request
+from flask_login import current_user
 
+from app.admin import access
 from app.admin.filters import ms, thousands, usd
 from app.admin.htmx import render
 from app.services import keys as key_service
@@ -41,17 +43,19 @@ CARDS = (("requests", "Requests", "count", "up"), ("prompt_tokens", "Tokens in",
 
 
 @bp.get("")
+@access.usage
 def index():
     """The dashboard; htmx requests from its filter form get only the dashboard fragment."""
-    q = parse(request.args)
+    q = team_scope(parse(request.args))
     return render("admin/usage/index.html", "admin/usage/_dashboard.html",
                   status=422 if q.error else 200, **dashboard(q))
 
 
 @bp.get("/charts/<chart_id>.csv")
+@access.usage
 def chart_csv(chart_id: str):
     """One chart's numbers (same range, filters and breakdown as the page) as CSV."""
-    q = parse(request.args)
+    q = team_scope(parse(request.args))
     if q.error:
         raise ValidationFailed(q.error)
     chart = next((c for c in build_charts(q) if c["id"] == chart_id), None)
@@ -117,6 +121,21 @@ def parse(args) -> Query:
     return q
 
 
+def team_scope(q: Query) -> Query:
+    """Team admins see their own team's usage only: the owner filter is forced to one of their
+    teams (the first by default); asking for another team's is refused."""
+    if current_user.role != "team_admin":
+        return q
+    teams = current_user.team_names
+    if not teams:
+        abort(403, "Your account manages no team, so there is no usage to show.")
+    owner = q.filters.get("owner")
+    if owner and owner not in teams:
+        abort(403, f"You may only see the usage of your team(s): {', '.join(teams)}.")
+    q.filters["owner"] = owner or teams[0]
+    return q
+
+
 def filter_options(q: Query) -> dict[str, list[tuple[str, str]]]:
     """Choices for the filter selects: what is configured plus what appears in the data."""
     seen = {"model": set(), "owner": set()}
@@ -129,6 +148,10 @@ def filter_options(q: Query) -> dict[str, list[tuple[str, str]]]:
     options = {"model": [(m, m) for m in models], "owner": [(o, o) for o in owners],
                "provider_id": [(str(p.id), p.name) for p in provider_service.list_all()],
                "key_id": [(str(k.id), f"{k.name} ({k.prefix}…)") for k in keys]}
+    if current_user.role == "team_admin":  # no names of other teams or their keys
+        mine = set(current_user.team_names)
+        options["owner"] = [(t, t) for t in sorted(mine)]
+        options["key_id"] = [(str(k.id), f"{k.name} ({k.prefix}…)") for k in keys if k.owner in mine]
     for name, value in q.filters.items():  # keep a chosen value selectable even if unknown
         if value not in {v for v, _ in options[name]}:
             options[name].append((value, f"#{value}" if name.endswith("_id") else value))

@@ -1,5 +1,6 @@
 from flask import Response, jsonify, request, stream_with_context
 
+from app.admin import access
 from app.api import bp
 from app.extensions import db
 from app.models import AuditLog, UsageRecord
@@ -21,22 +22,26 @@ def _filters(names):
 
 
 @bp.get("/usage/summary")
+@access.usage
 def usage_summary():
     return jsonify(uq.totals(_window(), _filters(FILTERS)))
 
 
 @bp.get("/usage/timeseries")
+@access.usage
 def usage_timeseries():
     return jsonify(uq.timeseries(_window(), request.args.get("group_by") or None, _filters(FILTERS)))
 
 
 @bp.get("/usage/breakdown")
+@access.usage
 def usage_breakdown():
     return jsonify({"object": "list", "by": request.args.get("by", "model"),
                     "data": uq.breakdown(_window(), request.args.get("by", "model"), _filters(FILTERS))})
 
 
 @bp.get("/requests")
+@access.ops
 def request_log():
     a = request.args
     page = uq.requests_page(_filters(LOG_FILTERS), a.get("sort", "time"), a.get("order", "desc") != "asc",
@@ -46,6 +51,7 @@ def request_log():
 
 
 @bp.get("/requests/<int:record_id>")
+@access.ops
 def request_detail(record_id: int):
     r = db.session.get(UsageRecord, record_id)
     if r is None:
@@ -58,6 +64,7 @@ def request_detail(record_id: int):
 
 
 @bp.get("/requests/export")
+@access.ops
 def request_export():
     fmt = request.args.get("format", "csv")
     lines = uq.export(_filters(LOG_FILTERS), fmt)
@@ -72,6 +79,7 @@ def request_export():
 
 
 @bp.get("/audit")
+@access.admin_area
 def audit_log():
     a = request.args
     stmt = db.select(AuditLog).order_by(AuditLog.id.desc())
@@ -81,7 +89,7 @@ def audit_log():
             stmt = stmt.where(col == a[name])
     limit = max(1, min(a.get("limit", 100, type=int), 1000))
     before = a.get("before", type=int)
-    if before and 0 < before < 2**63:
+    if before and 0 < before <= 2**31 - 1:  # INTEGER ids
         stmt = stmt.where(AuditLog.id < before)
     rows = db.session.scalars(stmt.limit(limit)).all()
     return jsonify({"object": "list", "data": [

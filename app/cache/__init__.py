@@ -1,6 +1,7 @@
 """Exact-match response cache for OpenAI-shaped chat completions (pure Python, no Flask).
 
     cache = ResponseCache(SQLiteStore("/var/lib/gateway/cache.db"), default_ttl=3600)
+    # several hosts: ResponseCache(app.cache.redis.RedisCacheStore(redis_client))
 
     d = decide(body, request.headers)            # or: lookup, reason = cacheable(body, headers)
     key = cache_key(body, public_model_name, scope=f"key:{key_id}" if per_key else "")
@@ -24,7 +25,7 @@ What is cacheable (:func:`decide` / :func:`cacheable`; reasons in ``app.cache.ke
       fresh answer is stored (``bypass``, a refresh); ``no-store`` -> lookup, no store
       (``no_store``); both -> neither (``bypass_no_store``).
 """
-from .core import Entry, Pending, Record, ResponseCache, Store, storable
+from .core import Entry, Pending, Record, ResponseCache, Store, StoreError, storable
 from .keys import Decision, cache_key, cacheable, decide, may_store
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
@@ -32,6 +33,6 @@ from .stream import as_stream_chunks, response_from_chunks, split_text
 
 __all__ = [
     "Decision", "Entry", "MemoryStore", "Pending", "Record", "ResponseCache", "SQLiteStore",
-    "Store", "as_stream_chunks", "cache_key", "cacheable", "decide", "may_store",
+    "Store", "StoreError", "as_stream_chunks", "cache_key", "cacheable", "decide", "may_store",
     "response_from_chunks", "split_text", "storable",
 ]

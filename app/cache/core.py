@@ -1,7 +1,7 @@
 """ResponseCache: TTL + LRU bookkeeping, counters and batching in front of a store.
 
-The store (:class:`~app.cache.memory.MemoryStore` or :class:`~app.cache.sqlite.SQLiteStore`)
-keeps records (the response as compact JSON bytes plus metadata) and does every write that must
+The store (:class:`~app.cache.memory.MemoryStore`, :class:`~app.cache.sqlite.SQLiteStore`, or
+:class:`~app.cache.redis.RedisCacheStore` shared by several hosts) keeps records (the response as compact JSON bytes plus metadata) and does every write that must
 be atomic across workers in one transaction: a put with its evictions, a clear, a flush.
 
 What a call costs
@@ -81,8 +81,13 @@ class Pending:
         self.misses += other.misses
 
 
+class StoreError(Exception):
+    """A store that is not SQLite could not answer (e.g. Redis is down): the ResponseCache
+    treats it as a miss / a skipped write, like a SQLite error. The store logs the outage."""
+
+
 class Store:
-    """The store interface (both implementations)."""
+    """The store interface (every implementation)."""
 
     def get(self, key: str) -> Record | None: raise NotImplementedError
     def put(self, rec: Record, *, atime: float, max_bytes: int, now: float,
@@ -144,6 +149,9 @@ class ResponseCache:
         """The live entry for ``key``, or None (a miss; expired entries are misses)."""
         try:
             rec = self.store.get(key)
+        except StoreError:
+            self._local["errors"] += 1
+            return None
         except sqlite3.Error:
             log.warning("response cache: lookup failed", exc_info=True)
             self._local["errors"] += 1
@@ -199,7 +207,7 @@ class ResponseCache:
             return
         try:
             self.store.flush(p)
-        except sqlite3.Error:
+        except (sqlite3.Error, StoreError):
             self._give_back(p)
             self._local["errors"] += 1
             if not quiet:
@@ -230,6 +238,10 @@ class ResponseCache:
         p = self._take(None)
         try:
             self.store.put(rec, atime=now, max_bytes=self.max_bytes, now=now, pending=p or None)
+        except StoreError:
+            self._give_back(p)
+            self._local["errors"] += 1
+            return False
         except sqlite3.Error:
             self._give_back(p)
             self._local["errors"] += 1

@@ -238,7 +238,7 @@ class SQLiteStore(SQLiteFile, Store):
             total = self._meta(c)["bytes"] + delta["bytes"]
             if total > max_bytes or prune:
                 rows = c.execute(
-                    "SELECT id, size, key FROM cache_entry WHERE expires<=? AND key<>?"
+                    "SELECT id, size, key FROM cache_entry WHERE expires<=? AND key<>?"  # nosec B608 # constant SQL, only a literal LIMIT is appended; values are bound
                     + ("" if total > max_bytes else " LIMIT 512"), (now, rec.key)).fetchall()
                 n, b = self._drop(c, rows)
                 gone.extend(r[2] for r in rows)
@@ -296,11 +296,11 @@ class SQLiteStore(SQLiteFile, Store):
                 where.append(f"model IN ({','.join('?' * len(models))})")
                 args.extend(models)
             sql = " WHERE " + " AND ".join(where) if where else ""
-            n, b = c.execute(f"SELECT COUNT(*), TOTAL(size) FROM cache_entry{sql}",
+            n, b = c.execute(f"SELECT COUNT(*), TOTAL(size) FROM cache_entry{sql}",  # nosec B608 # WHERE built from constant fragments and "?" placeholders; values are bound
                              args).fetchone()
             if not n:
                 return 0, None
-            c.execute(f"DELETE FROM cache_entry{sql}", args)
+            c.execute(f"DELETE FROM cache_entry{sql}", args)  # nosec B608 # same constant WHERE with bound values as the count above
             self._write_delta(c, {"entries": -n, "bytes": -int(b)})
             c.execute(_BUMP, (1, "gen"))
             return n, c.execute("SELECT value FROM cache_meta WHERE name='gen'").fetchone()[0]

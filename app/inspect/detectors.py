@@ -287,6 +287,41 @@ _PEM_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,. \t\r\n]++|-(?!----)|\\[rn])*+")
 _B64_COUNT = re.compile(r"[A-Za-z0-9+/]{16}")
 
 
+_PEM_LINE_SEP = re.compile(r"\r?\n|\\[rn]")
+_B64_LINE = re.compile(r"[A-Za-z0-9+/=.]+")  # dots: an elided paste ("...") stays inside
+_B64_HEAD = re.compile(r"[A-Za-z0-9+/=]+")
+
+
+def _truncated_body_end(text: str, body_start: int, end: int) -> int:
+    """Where a block without an END line stops: armor headers ("Proc-Type: 4,ENCRYPTED") only
+    before the base64 lines, then base64 lines; the first other line ends it, keeping only a
+    base64-looking head of it (a key pasted and followed by words on the same line)."""
+    good, seen, i = body_start, False, body_start
+    horizon = min(len(text), end + 256)  # bounded look past the body: linear on long lines
+    while i < end:
+        # judge whole lines: the body regex may have stopped inside one ("idempotency|_key: ...")
+        sep = _PEM_LINE_SEP.search(text, i, horizon)
+        line_end = sep.start() if sep else horizon
+        raw = text[i:line_end]
+        line = raw.strip(" \t")
+        if line and _B64_LINE.fullmatch(line):
+            seen, good = True, min(line_end, end)
+        elif line and not seen and ":" in line:
+            good = min(line_end, end)
+        elif line:
+            lead = len(raw) - len(raw.lstrip(" \t"))
+            head = _B64_HEAD.match(line)
+            # only a whole word: "MYRg idempotency_key" keeps "MYRg", "idempotency_key" nothing
+            if (head and head.end() < len(line) and line[head.end()] in " \t"
+                    and any(c.isdigit() or c in "+/" for c in head.group())):
+                good = min(i + lead + head.end(), end)
+            break
+        if sep is None or sep.start() >= end:
+            break
+        i = sep.end()
+    return good
+
+
 def _scan_private_keys(text: str, out: list, budget: Budget) -> None:
     """Each BEGIN line up to its END line; a block without one (a truncated paste) runs as far
     as its base64 body. Linear: the END line found is reused by later BEGINs before it, and a
@@ -318,6 +353,7 @@ def _scan_private_keys(text: str, out: list, budget: Budget) -> None:
             body_end, end = end_match.start(), end_match.end()
         else:  # truncated block: the key runs as far as its base64 body does
             end = _PEM_BODY.match(text, body_start).end()
+            end = _truncated_body_end(text, body_start, end)
             while end > body_start and text[end - 1] in " \t\r\n\\":
                 end -= 1
             body_end = end
@@ -772,9 +808,14 @@ def _scan_numbers(text: str, enabled, out: list, budget: Budget) -> bool:
 def _number_matches(rx, text: str, enabled, out: list, budget: Budget) -> bool:
     W = WEIGHT
     short = False
-    for m in rx.finditer(text):
+    pos, n_text = 0, len(text)
+    while pos < n_text:
+        m = rx.search(text, pos)
+        if m is None:
+            break
         kind = m.lastgroup
         s, e = m.start(), m.end()
+        pos = e if e > s else s + 1
         if kind == "short":
             short = True
             continue
@@ -811,7 +852,9 @@ def _number_matches(rx, text: str, enabled, out: list, budget: Budget) -> bool:
                 out.append(("de_tax_id", s, e, W["de_tax_id"]))
         elif kind == "iban":
             if "iban" in enabled:
-                _iban(text, raw, s, out)
+                # the possessive groups may have run into the next IBAN ("... 9114 ES91 2100"):
+                # scan again from where this one was cut
+                pos = _iban(text, raw, s, out) or pos
         elif kind == "nino":
             if "uk_nino" in enabled and uk_nino_ok(raw[:2]):
                 out.append(("uk_nino", s, e, W["uk_nino"]))
@@ -832,11 +875,14 @@ def _number_matches(rx, text: str, enabled, out: list, budget: Budget) -> bool:
     return short
 
 
-def _iban(text: str, raw: str, s: int, out: list) -> None:
+def _iban(text: str, raw: str, s: int, out: list) -> int | None:
+    """Add the IBAN at ``s`` if valid; return where scanning goes on when the match was cut at
+    the country's length (None: after the whole match)."""
     compact = raw.replace(" ", "")
     expected = IBAN_LENGTHS.get(compact[:2])
     if expected is None or len(compact) < expected:
-        return
+        return None
+    resume = None
     if len(compact) > expected:
         # a spaced IBAN followed by another upper-case word: cut at the country's length
         count = 0
@@ -848,10 +894,12 @@ def _iban(text: str, raw: str, s: int, out: list) -> None:
                     cut = i + 1
                     break
         if cut >= len(raw) or raw[cut] != " ":
-            return
+            return None
         raw, compact = raw[:cut], compact[:expected]
+        resume = s + cut
     if iban_ok(compact):
         out.append(("iban", s, s + len(raw), WEIGHT["iban"]))
+    return resume
 
 
 def _scan_context_numbers(text: str, low: str, enabled, out: list, budget: Budget) -> None:

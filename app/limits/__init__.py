@@ -40,10 +40,14 @@ Algorithms
 
 Errors other than :class:`Denied`: ``ValueError`` for bad input (negative or NaN amounts, an
 unknown period, the same budget twice); ``sqlite3.OperationalError`` if the file stays locked
-beyond ``busy_timeout`` (10 s) — the caller decides whether to fail open or closed.
+beyond ``busy_timeout`` (10 s), ``redis.exceptions.RedisError`` when Redis does not answer — the
+caller decides whether to fail open or closed (for Redis: :class:`FailoverStore`).
 
 Stores: :class:`SQLiteStore` (a WAL file, exact across the processes of a host, one IMMEDIATE
-transaction per call) and :class:`MemoryStore` (one process; tests and reference).
+transaction per call), :class:`RedisStore` (exact across hosts, one Lua script per call; money as
+integer pico-dollars) and :class:`MemoryStore` (one process; tests and reference).
+:class:`FailoverStore` wraps a RedisStore with what to do while Redis is down (a per-process
+MemoryStore, or :class:`StoreUnavailable`).
 """
 from __future__ import annotations
 
@@ -53,22 +57,41 @@ from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
 __all__ = ["Limits", "Budget", "Admission", "Denied", "Store", "SQLiteStore", "MemoryStore",
-           "make_store", "fmt_duration", "period_start", "period_end"]
+           "RedisStore", "FailoverStore", "StoreUnavailable", "make_store", "fmt_duration",
+           "period_start", "period_end"]
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def __getattr__(name):
+    # redis-py is only imported by deployments that use Redis
+    if name == "RedisStore":
+        from .redis import RedisStore
+        return RedisStore
+    if name in ("FailoverStore", "StoreUnavailable"):
+        from . import failover
+        return getattr(failover, name)
+    raise AttributeError(name)
 
 
 def make_store(url_or_path: str, **options) -> Store:
     """A store from a URL or a path.
 
     ``sqlite:///relative/path`` and ``sqlite:////absolute/path`` (SQLAlchemy's spelling) or a
-    bare path: :class:`SQLiteStore`; ``memory://``: :class:`MemoryStore`. ``options`` go to
-    the constructor (``lease_ttl``, ``strict_tokens``, ...).
+    bare path: :class:`SQLiteStore`; ``memory://``: :class:`MemoryStore`; ``redis://``,
+    ``rediss://`` or ``unix://`` (redis-py's URLs): :class:`RedisStore` on this process's shared
+    client (``app.redisconn``). ``options`` go to the constructor (``lease_ttl``,
+    ``strict_tokens``, ...).
     """
     target = str(url_or_path).strip()
     if target.startswith("memory:"):
         return MemoryStore(**options)
+    if target.startswith(REDIS_SCHEMES):
+        from .redis import RedisStore
+        return RedisStore(target, **options)
     if target.startswith("sqlite:///"):
         return SQLiteStore(target[len("sqlite:///"):], **options)
     if target.startswith(("sqlite:", "redis:", "rediss:", "unix:")) or "://" in target:
         raise ValueError(f"unsupported limits store {target!r}: use sqlite:///path, a path, "
-                         f"or memory://")
+                         f"redis://host:port/db, or memory://")
     return SQLiteStore(target, **options)

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from app.models.base import utcnow
 
-SCOPES = ("chat", "embeddings", "models", "admin")
+SCOPES = ("chat", "embeddings", "models", "admin", "admin:operator", "admin:read")
+# admin: the whole /api/admin API; admin:operator and admin:read: that role's share of it
 
 
 class GatewayKey(db.Model):

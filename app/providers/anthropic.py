@@ -23,6 +23,7 @@ from .common import (keeps_partial, ChunkFactory, TranslatingDecoder, args_to_ob
                      content_parts, content_text, dumps, error_for_status, error_from_body,
                      function_tools, guess_kind, image_url_of, load_json_object, loads, malformed,
                      max_tokens_of, now, parse_data_uri, stop_list, tool_choice_kind)
+from .anthropic_messages import DIALECT as MESSAGES, MessagesStreamDecoder, parse_message
 from .sse import SSEParser
 
 DEFAULT_VERSION = "2023-06-01"
@@ -72,6 +73,10 @@ def usage_from_counts(counts: dict[str, int]) -> Usage:
     return Usage(prompt_tokens=counts.get("input_tokens", 0) + cache_read
                  + counts.get("cache_creation_input_tokens", 0),
                  completion_tokens=counts.get("output_tokens", 0), cached_tokens=cache_read)
+
+
+def _counted_usage(counts: dict[str, int], u: Any) -> Usage:
+    return usage_from_counts(update_counts(counts, u))
 
 
 def usage_from_anthropic(u: Any) -> Usage:
@@ -414,6 +419,28 @@ class AnthropicAdapter(Adapter):
 
     def stream_decoder(self, public_model: str) -> AnthropicStreamDecoder:
         return AnthropicStreamDecoder(public_model, self.provider.name, self.provider.secrets)
+
+    # --- the Messages API, natively (anthropic_messages): POST /v1/messages passed through ----
+    def native(self, dialect: str) -> bool:
+        return dialect == MESSAGES
+
+    def native_request(self, dialect: str, body: dict[str, Any],
+                       upstream_model: str) -> UpstreamRequest:
+        out = {**body, "model": upstream_model}
+        if out.get("temperature") is None and self.provider.default_temperature is not None:
+            out["temperature"] = max(0.0, min(1.0, float(self.provider.default_temperature)))
+        stream = out.get("stream") is True
+        return UpstreamRequest("POST", self._url("messages"), self._headers(stream), dumps(out),
+                               stream=stream, dialect=dialect)
+
+    def parse_native_response(self, dialect: str, data: bytes,
+                              public_model: str) -> tuple[dict[str, Any], Usage]:
+        return parse_message(data, public_model, _counted_usage, ERROR_TYPE_STATUS,
+                             self.provider.name, self.provider.secrets)
+
+    def native_stream_decoder(self, dialect: str, public_model: str) -> MessagesStreamDecoder:
+        return MessagesStreamDecoder(public_model, _counted_usage, ERROR_TYPE_STATUS,
+                                     self.provider.name, self.provider.secrets)
 
     # --- embeddings: Anthropic has none ----------------------------------------------------------
     def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:

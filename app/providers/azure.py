@@ -9,6 +9,9 @@ Two addressing styles, chosen from ``api_base``:
 * v1: ``api_base`` ends with ``/openai/v1``; ``POST {base}/chat/completions`` with
   ``model`` = deployment name and no api-version.
 
+The Responses API (``POST /v1/responses`` passed through) exists only on the v1 surface:
+``{root}/openai/v1/responses`` with the deployment as ``model``, whichever style ``api_base`` has.
+
 Auth is the ``api-key`` header. Streams reuse the OpenAI decoder, which already drops Azure's
 empty-choices first chunk and filter-only chunks (pitfall 2).
 """
@@ -28,7 +31,7 @@ class AzureOpenAIAdapter(OpenAIAdapter):
     type = "azure-openai"
     label = "Azure OpenAI"
     default_api_base = ""
-    config_fields = ("deployment", "embeddings_deployment", "resource")
+    config_fields = ("deployment", "embeddings_deployment", "resource", "responses_api")
     secret_fields = ("api_key",)
     max_tokens_field = "max_completion_tokens"
 
@@ -90,6 +93,11 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         stream = bool(out.get("stream"))
         return UpstreamRequest("POST", self._op_url(deployment, "chat/completions"),
                                self._headers(stream), dumps(out), stream=stream)
+
+    def _responses_target(self, upstream_model: str) -> tuple[str, str]:
+        """Azure serves the Responses API only on its v1 surface, deployment name as ``model``."""
+        base = self.base_url if self.is_v1 else f"{self._root}/openai/v1"
+        return f"{base}/responses", self._deployment(upstream_model)
 
     # --- embeddings ----------------------------------------------------------------------------
     def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:

@@ -39,6 +39,9 @@ class UpstreamRequest:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
     stream: bool = False
+    # (added) set when this is a native front-door request (e.g. "responses"): the answer is in
+    # that API's shape and is parsed by the adapter's native_* methods, not the chat ones
+    dialect: str | None = None
 
 
 @dataclass
@@ -112,6 +115,25 @@ class StreamDecoder:
         return False
 
 
+class NativeStreamDecoder(StreamDecoder):
+    """(added) Decoder for a native front-door stream (the Responses API's typed events, ...).
+
+    ``feed``/``close`` return framed SSE events (bytes) to forward to the client as they are
+    (the adapter rewrites only what must change, e.g. the model name). ``chars`` counts the
+    generated text and arguments seen so far (what an interrupted stream is billed at least);
+    ``final`` is the last complete response object, if the upstream sent one; ``failed`` is an
+    UpstreamError when the upstream ended the stream with a failure event (already forwarded).
+    """
+
+    chars: int = 0
+    final: "dict[str, Any] | None" = None
+    failed: "UpstreamError | None" = None
+
+    def error_event(self, err: "UpstreamError") -> bytes:
+        """The dialect's framing of a gateway-side failure after the first byte."""
+        raise NotImplementedError
+
+
 def client_wants_usage(body: dict[str, Any]) -> bool:
     """(added) True when an OpenAI client asked for the final usage chunk of a stream.
 
@@ -162,6 +184,25 @@ class Adapter:
         raise NotImplementedError
 
     def stream_decoder(self, public_model: str) -> StreamDecoder:
+        raise NotImplementedError
+
+    # --- native front doors (added) --------------------------------------------------------------
+    # Front doors other than chat completions (POST /v1/responses, ...) are translated into a
+    # chat body by default. An adapter whose upstream speaks that API itself says so here and
+    # then serves it verbatim: the core asks ``native(dialect)`` per deployment, so a fallback
+    # to another provider type is still translated.
+    def native(self, dialect: str) -> bool:
+        return False
+
+    def native_request(self, dialect: str, body: dict[str, Any],
+                       upstream_model: str) -> UpstreamRequest:
+        raise NotImplementedError
+
+    def parse_native_response(self, dialect: str, data: bytes,
+                              public_model: str) -> tuple[dict[str, Any], Usage]:
+        raise NotImplementedError
+
+    def native_stream_decoder(self, dialect: str, public_model: str) -> NativeStreamDecoder:
         raise NotImplementedError
 
     # --- embeddings ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from .base import Adapter, UpstreamError, UpstreamRequest, Usage
 from .common import (keeps_partial, TranslatingDecoder, dumps, error_for_status, error_from_body,
                      extract_error_fields, guess_kind, load_json_object, loads, malformed,
                      usage_from_openai)
+from .openai_responses import DIALECT as RESPONSES, ResponsesStreamDecoder, native_body, parse_response
 from .sse import SSEParser
 
 # stream error "type" -> upstream-equivalent HTTP status (errors inside a 200 stream)
@@ -134,7 +135,7 @@ class OpenAIAdapter(Adapter):
     type = "openai"
     label = "OpenAI"
     default_api_base = "https://api.openai.com/v1"
-    config_fields = ("organization", "project")
+    config_fields = ("organization", "project", "responses_api")
     secret_fields = ("api_key",)
     # the field used to fill in provider.default_max_tokens (OpenAI reasoning models reject
     # max_tokens; many compatible servers only know max_tokens)
@@ -203,6 +204,38 @@ class OpenAIAdapter(Adapter):
     def stream_decoder(self, public_model: str) -> OpenAIStreamDecoder:
         return OpenAIStreamDecoder(public_model, self.provider.name, self.provider.secrets)
 
+    # --- the Responses API, natively (openai_responses) -----------------------------------------
+    # on unless the provider's config says ``"responses_api": false``; compatible servers that
+    # speak it (vLLM, ...) turn it on with ``"responses_api": true``
+    responses_api_default: ClassVar[bool] = True
+
+    def native(self, dialect: str) -> bool:
+        if dialect != RESPONSES:
+            return False
+        flag = (self.provider.config or {}).get("responses_api")
+        if flag is None or flag == "":
+            return self.responses_api_default
+        return str(flag).strip().lower() not in ("false", "0", "off", "no")
+
+    def _responses_target(self, upstream_model: str) -> tuple[str, str]:
+        """(URL, body model) of a Responses call."""
+        return self._url("responses"), upstream_model
+
+    def native_request(self, dialect: str, body: dict[str, Any],
+                       upstream_model: str) -> UpstreamRequest:
+        url, model = self._responses_target(upstream_model)
+        out = native_body(body, model, self.provider)
+        stream = out.get("stream") is True
+        return UpstreamRequest("POST", url, self._headers(stream), dumps(out), stream=stream,
+                               dialect=dialect)
+
+    def parse_native_response(self, dialect: str, data: bytes,
+                              public_model: str) -> tuple[dict[str, Any], Usage]:
+        return parse_response(data, public_model, self.provider.name, self.provider.secrets)
+
+    def native_stream_decoder(self, dialect: str, public_model: str) -> ResponsesStreamDecoder:
+        return ResponsesStreamDecoder(public_model, self.provider.name, self.provider.secrets)
+
     # --- embeddings ----------------------------------------------------------------------------
     def embeddings_request(self, body: dict[str, Any], upstream_model: str) -> UpstreamRequest:
         out = dict(body)
@@ -261,10 +294,11 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
     type = "openai-compatible"
     label = "OpenAI-compatible"
     default_api_base = ""
-    config_fields = ()
+    config_fields = ("responses_api",)
     secret_fields = ("api_key",)
     optional_secret_fields = ("api_key",)  # local servers (vLLM, LM Studio, llama.cpp) need none
     max_tokens_field = "max_tokens"
+    responses_api_default = False  # most compatible servers speak chat completions only
 
     def prepare_chat_body(self, body: dict[str, Any], upstream_model: str) -> dict[str, Any]:
         out = super().prepare_chat_body(body, upstream_model)
@@ -281,4 +315,5 @@ class XAIAdapter(OpenAICompatibleAdapter):
     label = "xAI (Grok)"
     default_api_base = "https://api.x.ai/v1"
     supports_embeddings = False
+    responses_api_default = True  # xAI serves /v1/responses
     optional_secret_fields = ()

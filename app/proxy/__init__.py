@@ -7,11 +7,12 @@ from app import metrics
 from app.providers.common import dumps, loads
 from app.services import runtime
 from app.services.completions import Call, JSONResult, Proxy, ProxyError
-from app.services.transport import make_transport
+from app.services.transport import MAX_BODY, make_transport
 from app.services.inspection import inspector_for
 from app.services.response_cache import response_cache
 from app.services.router import router
-from app.services.spend import gate
+from app.limits.failover import StoreUnavailable
+from app.services.spend import gate, unavailable
 from app.services.usage import writer
 
 bp = Blueprint("proxy", __name__, url_prefix="/v1")
@@ -32,7 +33,8 @@ def proxy() -> Proxy:
             except Exception:  # metrics must never break accounting
                 pass
             sink(row)
-        p = ext["gateway_proxy"] = Proxy(make_transport(cfg.get("GATEWAY_HTTP_CLIENT", "gevent")),
+        p = ext["gateway_proxy"] = Proxy(make_transport(cfg.get("GATEWAY_HTTP_CLIENT", "gevent"),
+                                                        cfg.get("MAX_UPSTREAM_BYTES") or MAX_BODY),
                                          record, cfg.get("REQUEST_DEADLINE_SECONDS"),
                                          gate(), router(), response_cache(), inspector_for)
     return p
@@ -176,7 +178,11 @@ def key_info():
                              type_="authentication_error", code="invalid_api_key")
     except ProxyError as err:
         return _error(err)
-    state = gate().key_state(snap, key)
+    try:
+        state = gate().key_state(snap, key)
+    except StoreUnavailable:  # Redis down: the shared counts are unknown, local ones would mislead
+        d = unavailable()
+        return _error(ProxyError(d.status, d.message, d.type, d.code, headers=d.headers))
     return _json(200, {
         "object": "key_info", "id": key.id, "name": key.name, "prefix": key.prefix,
         "owner": key.owner, "scopes": sorted(key.scopes), "allowed_models": list(key.allowed_models),

@@ -44,7 +44,7 @@ stream, so a half-open probe answers promptly (a probe that never reports frees 
 
 Modules: :mod:`.deployments` (:func:`order`), :mod:`.live` (:class:`LiveState`),
 :mod:`.breaker` (policy, :class:`Breaker`, :class:`MemoryBreakerStore`), :mod:`.sqlite`
-(:class:`SQLiteBreakerStore`), :mod:`.retry` (:func:`backoff`, :func:`is_retryable`,
+(:class:`SQLiteBreakerStore`), :mod:`.redis` (:class:`RedisBreakerStore`, shared by every host), :mod:`.retry` (:func:`backoff`, :func:`is_retryable`,
 :func:`classify`).
 """
 from __future__ import annotations
@@ -53,11 +53,12 @@ from .breaker import (Breaker, BreakerPolicy, BreakerRow, BreakerStore, MemoryBr
 from .deployments import CAPABILITIES, STRATEGIES, Deployment, eligible, order
 from .live import LiveState, parse_duration, parse_reset
 from .retry import OUTCOMES, backoff, classify, is_retryable, retry_after_seconds
+from .redis import RedisBreakerStore
 from .sqlite import SQLiteBreakerStore
 
 __all__ = ["Deployment", "STRATEGIES", "CAPABILITIES", "order", "eligible", "LiveState",
            "Breaker", "BreakerPolicy", "BreakerRow", "BreakerStore", "MemoryBreakerStore",
-           "SQLiteBreakerStore", "backoff", "is_retryable", "classify", "retry_after_seconds",
+           "SQLiteBreakerStore", "RedisBreakerStore", "backoff", "is_retryable", "classify", "retry_after_seconds",
            "OUTCOMES", "parse_duration", "parse_reset", "live_view"]
 
 

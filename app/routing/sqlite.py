@@ -51,8 +51,8 @@ CREATE TABLE IF NOT EXISTS rb_breaker (
 """
 _COLUMNS = ("state, consecutive, open_until, cooldown, probe_until, reason, opened_at, win,"
             " tripped")
-_SELECT = f"SELECT {_COLUMNS} FROM rb_breaker WHERE dep_id=?"
-_UPSERT = (f"INSERT INTO rb_breaker (dep_id, {_COLUMNS})"
+_SELECT = f"SELECT {_COLUMNS} FROM rb_breaker WHERE dep_id=?"  # nosec B608 # _COLUMNS is a module constant; dep_id is bound
+_UPSERT = (f"INSERT INTO rb_breaker (dep_id, {_COLUMNS})"  # nosec B608 # module constants only; values are bound
            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
            " ON CONFLICT (dep_id) DO UPDATE SET state=excluded.state,"
            " consecutive=excluded.consecutive, open_until=excluded.open_until,"
@@ -149,5 +149,5 @@ class SQLiteBreakerStore(SQLiteFile, BreakerStore):
     def all(self) -> dict[int, BreakerRow]:
         def txn(c):
             return {r[0]: _decode(r[1:]) for r in
-                    c.execute(f"SELECT dep_id, {_COLUMNS} FROM rb_breaker ORDER BY dep_id")}
+                    c.execute(f"SELECT dep_id, {_COLUMNS} FROM rb_breaker ORDER BY dep_id")}  # nosec B608 # module constant columns, no input
         return self._transaction(txn, write=False)

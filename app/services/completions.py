@@ -65,6 +65,7 @@ class Call:
     body: dict[str, Any] | None = None  # request body, kept only when body logging is on
     response_body: dict[str, Any] | None = None
     routing: dict[str, Any] | None = None  # group, strategy, candidates considered
+    dialect: str | None = None  # set when the serving deployment answered a native front door
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 2)
@@ -79,12 +80,14 @@ class JSONResult:
     status: int
     body: bytes
     headers: dict[str, str]
+    dialect: str | None = None  # None: chat-completion shape; else the native API's shape
 
 
 @dataclass
 class StreamResult:
     chunks: Iterator[bytes]
     headers: dict[str, str]
+    dialect: str | None = None
 
 
 # ------------------------------------------------------------------------------- estimation
@@ -364,6 +367,8 @@ class Proxy:
             checks.append("model: allowed by " + ", ".join(call.key.allowed_models))
         if call.ticket is not None or call.key.limits or call.key.budget:
             checks.append("limits/budget: admitted")
+        if call.dialect:
+            checks.append(f"{call.dialect}: passed through to the provider's own API")
         price = None
         if route is not None and not call.cache_hit:
             price = {"input_per_mtok": str(route.input_price), "output_per_mtok": str(route.output_price),
@@ -525,10 +530,11 @@ class Proxy:
         return resp
 
     @staticmethod
-    def _prime(route: Route, resp):
+    def _prime(route: Route, resp, dialect: str | None = None):
         """Read a stream until its first chunk, so a failure before any byte reached the client
         can still fall back. Returns (decoder, remaining blocks, first chunks)."""
-        decoder = route.adapter.stream_decoder(route.name)
+        decoder = route.adapter.native_stream_decoder(dialect, route.name) if dialect \
+            else route.adapter.stream_decoder(route.name)
         blocks = resp.iter_chunks()
         try:
             for block in blocks:
@@ -595,10 +601,12 @@ class Proxy:
                                     "order": [by_id[d.id].owned_by + "/" + by_id[d.id].upstream_id
                                               for d in ranked]}
                 try:
-                    resp = self._send(route, build(route))
+                    req = build(route)
+                    dialect = getattr(req, "dialect", None)
+                    resp = self._send(route, req)
                     upstream_headers = resp.headers
                     if stream:
-                        primed = self._prime(route, resp)
+                        primed = self._prime(route, resp, dialect)
                     else:  # a body cut off mid-way is still "before the first byte" to the client
                         try:
                             resp, primed = resp.read(), None
@@ -633,6 +641,7 @@ class Proxy:
                 call.trail.append({"deployment": f"{route.owned_by}/{route.upstream_id}", "status": 200,
                                    "outcome": "ok",
                                    "ms": round((time.perf_counter() - attempt_started) * 1000, 1)})
+                call.dialect = dialect
                 return route, resp, primed
         if last is not None:
             raise last
@@ -641,8 +650,12 @@ class Proxy:
                          code="no_deployment_available", error_class="no_route")
 
     # -- chat --------------------------------------------------------------------------------
-    def chat(self, snap: Snapshot, call: Call, body: dict[str, Any],
-             headers=None) -> JSONResult | StreamResult:
+    def chat(self, snap: Snapshot, call: Call, body: dict[str, Any], headers=None,
+             native: tuple[str, dict[str, Any]] | None = None) -> JSONResult | StreamResult:
+        """One chat call. ``native`` = (dialect, original body) from a front door other than chat
+        completions (``body`` is then its chat translation): a deployment whose adapter speaks
+        that dialect gets the original body, and the result carries ``dialect`` so the door
+        knows it is already in its own shape. Redacted bodies always go the translated way."""
         from app.services.router import needs_of
         call.model_name = body.get("model") if isinstance(body.get("model"), str) else None
         call.stream = body.get("stream") is True
@@ -674,20 +687,32 @@ class Proxy:
             self._admit(snap, call, plan.routes(), prompt, body)
             call.deadline_s = plan.primary.timeout_s or self.request_deadline
             from app.services.spend import worst_case_output
+            dialect, native_body = native if native is not None and upstream_body is body \
+                else (None, None)
+
+            def build(r: Route):
+                if dialect and r.adapter.native(dialect):
+                    return r.adapter.native_request(dialect, native_body, r.upstream_id)
+                return r.adapter.chat_request(upstream_body, r.upstream_id)
+
             with deadline(call.deadline_s):
                 route, resp, primed = self._attempts(
-                    call, plan, lambda r: r.adapter.chat_request(upstream_body, r.upstream_id),
-                    call.stream, prompt, worst_case_output(body, plan.routes()[0]),
-                    needs_of(body, call.stream))
+                    call, plan, build, call.stream, prompt,
+                    worst_case_output(body, plan.routes()[0]), needs_of(body, call.stream))
                 if call.stream:
-                    return StreamResult(self._stream(call, route, resp, body, primed,
-                                                     (decision, cache_key, ttl)),
-                                        self._headers(call))
+                    chunks = self._native_stream(call, route, resp, body, primed) if call.dialect \
+                        else self._stream(call, route, resp, body, primed, (decision, cache_key, ttl))
+                    return StreamResult(chunks, self._headers(call), call.dialect)
                 data = resp
             call.mark_first_byte()
-            obj, usage = route.adapter.parse_chat_response(data, route.name)
+            if call.dialect:
+                obj, usage = route.adapter.parse_native_response(call.dialect, data, route.name)
+            else:
+                obj, usage = route.adapter.parse_chat_response(data, route.name)
         except FAILURES as err:
             return self.fail(call, err)
+        if call.dialect:
+            return self._native_done(call, obj, usage, body)
         if usage.estimated or (usage.prompt_tokens == 0 and usage.completion_tokens == 0):
             usage = Usage(estimate_prompt(body["messages"]), estimate_tokens(_message_chars(obj)),
                           estimated=True)
@@ -730,19 +755,10 @@ class Proxy:
                 raise decoder.error
 
         try:
-            try:
-                yield from forward(first)
-                if not decoder.done:
-                    for block in blocks:
-                        yield from forward(decoder.feed(block))
-                        if decoder.done:
-                            break
-                    yield from forward(decoder.close())
-            except TransportError as exc:
-                raise transport_error(exc, route) from None
+            for batch in self._batches(call, route, decoder, blocks, first):
+                yield from forward(batch)
             if not decoder.done and decoder.finish_reason is None:
-                raise UpstreamError(502, "The upstream stream ended before it was complete.",
-                                    "api_error", "stream_truncated", "stream_truncated")
+                raise _truncated()
             finished = True
             usage = self._stream_usage(decoder, body, delivered[0], finished)
             if keep:
@@ -766,6 +782,71 @@ class Proxy:
             IN_FLIGHT.dec()
             resp.close()
             self._record(call, status, self._stream_usage(decoder, body, delivered[0], finished),
+                         error_class)
+
+    def _batches(self, call: Call, route: Route, decoder, blocks, first) -> Iterator[list[Any]]:
+        """The decoded batches of a primed stream: the first, one per upstream block until the
+        decoder is done, then the decoder's tail; transport failures mapped to UpstreamError.
+
+        The request's deadline bounds the whole stream: an upstream that keeps trickling bytes
+        (each read within the read timeout) is cut off when the deadline passes."""
+        limit = call.deadline_s or self.request_deadline
+        try:
+            yield first
+            if not decoder.done:
+                for block in blocks:
+                    yield decoder.feed(block)
+                    if decoder.done:
+                        break
+                    if limit and time.perf_counter() - call.started > limit:
+                        raise self._deadline_error(call)
+                yield decoder.close()
+        except TransportError as exc:
+            raise transport_error(exc, route) from None
+
+    # -- native front doors ------------------------------------------------------------------
+    def _native_done(self, call: Call, obj: dict[str, Any], usage: Usage,
+                     body: dict[str, Any]) -> JSONResult:
+        """A native JSON answer: billed on the upstream's usage (the prompt estimated when the
+        upstream reported none), returned in its own shape."""
+        if usage.estimated or (usage.prompt_tokens == 0 and usage.completion_tokens == 0):
+            usage = Usage(estimate_prompt(body["messages"]), usage.completion_tokens, estimated=True)
+        if call.body is not None:
+            call.response_body = obj
+        headers = self._headers(call)
+        self._record(call, 200, usage, None)
+        return JSONResult(200, dumps(obj), headers, call.dialect)
+
+    def _native_stream(self, call: Call, route: Route, resp, body: dict[str, Any],
+                       primed) -> Iterator[bytes]:
+        """A native stream: the decoder's framed events forwarded as they come; exactly one
+        usage record at the end (the upstream's usage, or at least what was delivered)."""
+        decoder, blocks, first = primed
+        status, error_class, finished = 200, None, False
+        from app.metrics import IN_FLIGHT
+        IN_FLIGHT.inc()
+        try:
+            for batch in self._batches(call, route, decoder, blocks, first):
+                for piece in batch:
+                    call.mark_first_byte()
+                    yield piece
+            if not decoder.done and decoder.failed is None:
+                raise _truncated()
+            finished = True
+            if decoder.failed is not None:  # the upstream's failure event, already forwarded
+                status, error_class = decoder.failed.status, decoder.failed.error_class
+            if call.body is not None:
+                call.response_body = decoder.final
+        except UpstreamError as err:
+            status, error_class = err.status, err.error_class
+            yield decoder.error_event(err)
+        except GeneratorExit:  # client went away: stop the upstream now, bill what was delivered
+            status, error_class = 499, "client_disconnected"
+            raise
+        finally:
+            IN_FLIGHT.dec()
+            resp.close()
+            self._record(call, status, self._stream_usage(decoder, body, decoder.chars, finished),
                          error_class)
 
     @staticmethod
@@ -819,6 +900,11 @@ class Proxy:
         headers = self._headers(call)
         self._record(call, 200, usage, None)
         return JSONResult(200, dumps(obj), headers)
+
+
+def _truncated() -> UpstreamError:
+    return UpstreamError(502, "The upstream stream ended before it was complete.", "api_error",
+                         "stream_truncated", "stream_truncated")
 
 
 def _is_number(value: Any) -> bool:

@@ -29,12 +29,38 @@ log = logging.getLogger(__name__)
 HISTORY_KEEP = 500  # rows per provider
 
 
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a health answer or a model list; config HEALTH_MAX_RESPONSE_BYTES
+
+
+class ResponseTooLarge(requests.RequestException):
+    """The upstream sent more than the bound: an admin may point a provider anywhere, but the
+    gateway reads only so much of what answers there."""
+
+
 def _send(req: UpstreamRequest, connect: float, read: float) -> requests.Response:
-    return requests.request(req.method, req.url, headers=req.headers, data=req.body,
-                            timeout=(connect, read), allow_redirects=False)
+    """One request, no redirects followed (a 3xx is the answer, so a provider URL cannot bounce
+    the gateway's credentials to another host), the body read up to a bound and a deadline."""
+    limit = current_app.config.get("HEALTH_MAX_RESPONSE_BYTES") or MAX_RESPONSE_BYTES
+    resp = requests.request(req.method, req.url, headers=req.headers, data=req.body,
+                            timeout=(connect, read), allow_redirects=False, stream=True)
+    deadline = time.monotonic() + connect + read
+    body = bytearray()
+    try:
+        for chunk in resp.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > limit:
+                raise ResponseTooLarge(f"response larger than {limit} bytes")
+            if time.monotonic() > deadline:
+                raise requests.exceptions.ReadTimeout("body not complete before the deadline")
+    finally:
+        resp.close()
+    resp._content = bytes(body)
+    return resp
 
 
 def _describe(exc: Exception, timeout: float) -> str:
+    if isinstance(exc, ResponseTooLarge):
+        return str(exc)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return f"connect timeout after {timeout:g}s"
     if isinstance(exc, requests.exceptions.Timeout):

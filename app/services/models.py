@@ -31,9 +31,11 @@ def search(q: str | None = None, provider_id: int | None = None, kind: str | Non
            enabled: bool | None = None) -> list[Model]:
     stmt = db.select(Model).join(Provider).order_by(Model.name, Provider.name)
     if q:
-        like = f"%{q.strip()}%"
-        stmt = stmt.where(or_(Model.name.ilike(like), Model.model_id.ilike(like),
-                              Provider.name.ilike(like)))
+        # % and _ typed in the search box are literal characters, not LIKE wildcards
+        text = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{text}%"
+        stmt = stmt.where(or_(Model.name.ilike(like, escape="\\"), Model.model_id.ilike(like, escape="\\"),
+                              Provider.name.ilike(like, escape="\\")))
     if provider_id:
         stmt = stmt.where(Model.provider_id == provider_id)
     if kind in KINDS:
@@ -74,7 +76,7 @@ def _apply(m: Model, data: dict, creating: bool) -> None:
         data = {**{f"supports_{'json' if k == 'json_mode' else k}": val for k, val in caps.items()},
                 **data}
     if creating or "provider_id" in data:
-        pid = v.integer(data, "provider_id", lo=1)
+        pid = v.integer(data, "provider_id", lo=1, hi=v.ID_MAX)
         if pid is None:
             raise ValidationFailed("provider_id is required", field="provider_id")
         if db.session.get(Provider, pid) is None:

@@ -1,4 +1,5 @@
-"""The app's response cache (SQLite file beside the DB, shared by the workers of a host)."""
+"""The app's response cache: in Redis when GATEWAY_REDIS_URL is set (shared by every host),
+else a SQLite file beside the DB (shared by the workers of a host)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,14 +9,23 @@ from flask import current_app
 from app.cache import ResponseCache, SQLiteStore
 
 
+def _store():
+    url = current_app.config.get("REDIS_URL")
+    if url:
+        from app import redisconn
+        from app.cache.redis import RedisCacheStore
+        return RedisCacheStore(lambda: redisconn.client(url))
+    path = current_app.config.get("CACHE_STORE_PATH") or str(
+        Path(current_app.instance_path) / "cache.db")
+    return SQLiteStore(path)
+
+
 def response_cache() -> ResponseCache:
     ext = current_app.extensions
     c = ext.get("gateway_cache")
     if c is None:
-        path = current_app.config.get("CACHE_STORE_PATH") or str(
-            Path(current_app.instance_path) / "cache.db")
         max_mb = int(current_app.config.get("CACHE_MAX_MB", 256))
-        c = ext["gateway_cache"] = ResponseCache(SQLiteStore(path), max_bytes=max_mb * 1024 * 1024)
+        c = ext["gateway_cache"] = ResponseCache(_store(), max_bytes=max_mb * 1024 * 1024)
     return c
 
 

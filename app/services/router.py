@@ -2,7 +2,9 @@
 
 Wraps the pure routing package (app.routing): a LiveState (latency, in flight, upstream
 rate-limit headers) per worker, and circuit breakers whose state is shared by every worker
-through a SQLite file beside the DB (`instance/breakers.db`).
+through a SQLite file beside the DB (`instance/breakers.db`), or by every worker of every host
+through Redis when GATEWAY_REDIS_URL is set (app.routing.redis.RedisBreakerStore; a worker
+falls back to its own in-memory breakers while Redis is unreachable).
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from typing import Any
 
 from flask import current_app
 
-from app.routing import Breaker, Deployment, LiveState, SQLiteBreakerStore, live_view
+from app.routing import (Breaker, BreakerStore, Deployment, LiveState, SQLiteBreakerStore,
+                         live_view)
 from app.routing.breaker import window_counts
 from app.services.runtime import KeyInfo, Route, Snapshot
 
@@ -69,8 +72,14 @@ def needs_of(body: dict[str, Any], stream: bool) -> frozenset[str]:
 
 
 class Router:
-    def __init__(self, breaker_path: str, seed: int | None = None):
-        self.breaker = Breaker(SQLiteBreakerStore(breaker_path))
+    def __init__(self, breaker_path: str | None = None, seed: int | None = None, *,
+                 store: BreakerStore | None = None):
+        """Breakers over ``store``, else a SQLiteBreakerStore at ``breaker_path``."""
+        if store is None:
+            if breaker_path is None:
+                raise ValueError("Router needs a breaker_path or a store")
+            store = SQLiteBreakerStore(breaker_path)
+        self.breaker = Breaker(store)
         self.live = LiveState(breaker=self.breaker)
         self.rng = random.Random(seed)
 
@@ -114,7 +123,15 @@ def router() -> Router:
     ext = current_app.extensions
     r = ext.get("gateway_router")
     if r is None:
-        path = current_app.config.get("BREAKER_STORE_PATH") or str(
-            Path(current_app.instance_path) / "breakers.db")
-        r = ext["gateway_router"] = Router(path, current_app.config.get("ROUTER_SEED"))
+        seed = current_app.config.get("ROUTER_SEED")
+        url = current_app.config.get("REDIS_URL")
+        if url:
+            from app import redisconn
+            from app.routing.redis import RedisBreakerStore
+            r = Router(seed=seed, store=RedisBreakerStore(lambda: redisconn.client(url)))
+        else:
+            path = current_app.config.get("BREAKER_STORE_PATH") or str(
+                Path(current_app.instance_path) / "breakers.db")
+            r = Router(path, seed)
+        ext["gateway_router"] = r
     return r

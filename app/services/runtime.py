@@ -3,13 +3,16 @@
 The proxy never queries the DB per request: it reads a Snapshot rebuilt only when the shared
 config version (bumped by every console/API change, see services.state) moves. The version is
 polled at most every CACHE_TTL_SECONDS per worker, so a change reaches every worker and host
-within that time, and an idle key costs nothing.
+within that time, and an idle key costs nothing. With GATEWAY_REDIS_URL set, a change is also
+announced over Redis pub/sub (app.services.notify): each process's subscriber marks the cache
+stale, so the next request re-validates at once; the polling stays as the fallback.
 """
 from __future__ import annotations
 
 import fnmatch
 import ipaddress
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
 from app.models import GatewayKey, GatewayState, Model, ModelGroup, Provider, Team, utcnow
@@ -193,22 +197,53 @@ class RuntimeCache:
         self.ttl = ttl
         self._snap: Snapshot | None = None
         self._checked = 0.0
+        self._stale = False  # the last re-check failed (database unreachable)
+        self._notified = False   # a config notification came: re-validate on the next get
         self._lock = threading.Lock()
+        self.listening: int | None = None    # pid whose notification subscriber knows us
 
     def get(self) -> Snapshot:
         now = time.monotonic()
         snap = self._snap
-        if snap is not None and now - self._checked < self.ttl:
+        if snap is not None and not self._notified and now - self._checked < self.ttl:
             return snap
         with self._lock:
-            if self._snap is not None and time.monotonic() - self._checked < self.ttl:
+            if (self._snap is not None and not self._notified
+                    and time.monotonic() - self._checked < self.ttl):
                 return self._snap
-            version = state.version()
-            if self._snap is None or version != self._snap.version:
-                self._snap = _build(version)
+            # cleared BEFORE reading the version: a notification arriving while we read marks
+            # the cache again instead of being overwritten by this check
+            self._notified = False
+            try:
+                version = state.version()
+                if self._snap is None or version != self._snap.version:
+                    self._snap = _build(version)
+            except SQLAlchemyError:
+                db.session.rollback()
+                if self._snap is None:
+                    raise
+                # the database is unreachable: keep serving the last good snapshot (keys and
+                # models as they were) and try again after the next TTL, not per request
+                if not self._stale:
+                    log.warning("config database unreachable: serving the cached keys and "
+                                "models (version %s) until it answers", self._snap.version)
+                self._stale = True
+                self._checked = time.monotonic()
+                return self._snap
+            if self._stale:
+                log.warning("config database reachable again (version %s)", version)
+                self._stale = False
             self._checked = time.monotonic()
             db.session.rollback()  # end the read transaction: the hot path holds no connection
             return self._snap
+
+    def mark_stale(self, version: int | None = None) -> None:
+        """A config change was announced (``version``: the new one, if known): the next
+        :meth:`get` re-validates. Nothing to do if the snapshot already is that version."""
+        snap = self._snap
+        if version is not None and snap is not None and snap.version == version:
+            return
+        self._notified = True
 
     def refresh_soon(self, min_age: float = 0.05) -> Snapshot:
         """Re-validate now unless that happened in the last `min_age` s (a key created a moment
@@ -230,6 +265,12 @@ def cache() -> RuntimeCache:
     rc = ext.get("gateway_runtime")
     if rc is None:
         rc = ext["gateway_runtime"] = RuntimeCache(current_app.config["CACHE_TTL_SECONDS"])
+    if rc.listening != os.getpid():     # first use in this process (or in a forked child)
+        rc.listening = os.getpid()
+        url = current_app.config.get("REDIS_URL")
+        if url:
+            from app.services import notify
+            notify.listen(url, rc)
     return rc
 
 

@@ -9,6 +9,12 @@ OpenAI's ``x-ratelimit-*`` headers.
 A key, model and provider without limits or budgets skip the store entirely (no round trip).
 If the store cannot be reached (file locked beyond its timeout) the request is let through and
 the failure logged: the gateway degrades to unlimited rather than refusing all traffic.
+
+With ``GATEWAY_REDIS_URL`` set (and no other ``GATEWAY_LIMITS_URL``) the counters live in
+Redis, shared by every host (app.limits.redis). While Redis does not answer,
+``GATEWAY_REDIS_FAILURE=open`` (default) enforces the same limits per worker process from
+local memory and goes back to Redis once it answers (probed at most every second);
+``closed`` refuses requests with 503 ``limits_unavailable`` (app.limits.failover).
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from typing import Any
 from flask import current_app
 
 from app.limits import Budget, Denied, Limits, make_store
+from app.limits.failover import StoreUnavailable
 from app.services.runtime import KeyInfo, Route, Snapshot
 
 log = logging.getLogger(__name__)
@@ -122,6 +129,9 @@ class Gate:
         except Denied as denied:
             self.release(ticket)
             raise self._refusal(denied, subject) from None
+        except StoreUnavailable:  # Redis down and GATEWAY_REDIS_FAILURE=closed
+            self.release(ticket)
+            raise unavailable() from None
         except Exception:  # store unavailable: fail open, loudly
             log.exception("limit store unavailable; letting the request through")
             self.release(ticket)
@@ -192,16 +202,40 @@ class Gate:
                                 budgets_for(snap, key), time.time())
 
 
+def unavailable() -> SpendDenied:
+    """503 for a request whose limits cannot be checked (shared store down, failing closed)."""
+    return SpendDenied(503, "Rate limits and budgets cannot be checked right now (the limits "
+                       "store is unavailable). Please retry shortly.", "api_error",
+                       "limits_unavailable", {"Retry-After": "1"}, "limits_unavailable")
+
+
 def store_url(app) -> str:
-    return app.config.get("LIMITS_STORE_URL") or f"sqlite:///{Path(app.instance_path) / 'counters.db'}"
+    """GATEWAY_LIMITS_URL, else GATEWAY_REDIS_URL, else a SQLite file beside the DB."""
+    return (app.config.get("LIMITS_STORE_URL") or app.config.get("REDIS_URL")
+            or f"sqlite:///{Path(app.instance_path) / 'counters.db'}")
+
+
+def make_gate_store(app):
+    """The app's counter store; a Redis one wrapped in its outage policy and metrics."""
+    from app.limits import REDIS_SCHEMES
+    cfg = app.config
+    url = store_url(app).strip()
+    if not url.startswith(REDIS_SCHEMES):
+        return make_store(url, lease_ttl=cfg["LIMITS_LEASE_TTL"])
+    # every host judged by Redis' clock (app/limits/redis.py)
+    store = make_store(url, lease_ttl=cfg["LIMITS_LEASE_TTL"], clock="server")
+    from app import metrics
+    from app.limits import FailoverStore
+    return FailoverStore(
+        store, failure=cfg.get("REDIS_FAILURE") or "open", lease_ttl=cfg["LIMITS_LEASE_TTL"],
+        name="limits", on_error=lambda exc: metrics.REDIS_FAILURES.labels("limits").inc(),
+        on_state=lambda up: metrics.REDIS_UP.labels("limits").set(1 if up else 0))
 
 
 def gate() -> Gate:
     ext = current_app.extensions
     g = ext.get("gateway_gate")
     if g is None:
-        cfg = current_app.config
-        g = ext["gateway_gate"] = Gate(make_store(store_url(current_app),
-                                                  lease_ttl=cfg["LIMITS_LEASE_TTL"]),
-                                       cfg["LIMITS_SETTLE_INTERVAL"])
+        g = ext["gateway_gate"] = Gate(make_gate_store(current_app),
+                                       current_app.config["LIMITS_SETTLE_INTERVAL"])
     return g

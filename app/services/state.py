@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask import current_app, has_app_context
 from sqlalchemy import update
 
 from app.extensions import db
 from app.models import GatewayState
+from app.services import notify
 
 STATE_ID = 1
 
@@ -18,10 +20,19 @@ def _ensure_row() -> None:
 
 
 def bump() -> None:
-    """Mark configuration as changed; committed with the caller's transaction."""
+    """Mark configuration as changed; committed with the caller's transaction.
+
+    With GATEWAY_REDIS_URL set, the new version is also published on Redis (``gw:config``)
+    once that transaction commits, so every host reloads at once instead of at its next poll
+    (app.services.notify; nothing is published if the transaction rolls back).
+    """
     _ensure_row()
     db.session.execute(update(GatewayState).where(GatewayState.id == STATE_ID)
                        .values(config_version=GatewayState.config_version + 1))
+    url = current_app.config.get("REDIS_URL") if has_app_context() else None
+    if url:
+        notify.install()
+        notify.note(db.session, url, version())
 
 
 def version() -> int:

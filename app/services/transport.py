@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 
 from app.providers.base import UpstreamRequest
 
-MAX_BODY = 64 * 1024 * 1024  # a non-stream upstream body larger than this is refused
+# a non-stream upstream body larger than this is refused (502); the app's transport takes
+# GATEWAY_MAX_UPSTREAM_BYTES (config MAX_UPSTREAM_BYTES)
+MAX_BODY = 64 * 1024 * 1024
 
 
 class TransportError(Exception):
@@ -32,7 +34,10 @@ class UpstreamResponse:
     status: int
     headers: dict[str, str]  # lower-case names
 
-    def read(self, limit: int = MAX_BODY) -> bytes:
+    max_body: int = MAX_BODY
+
+    def read(self, limit: int | None = None) -> bytes:
+        """The whole body (``limit``, default ``max_body``, bounds it)."""
         raise NotImplementedError
 
     def iter_chunks(self) -> Iterator[bytes]:
@@ -44,12 +49,14 @@ class UpstreamResponse:
 
 # ------------------------------------------------------------------------------ geventhttpclient
 class _GeventResponse(UpstreamResponse):
-    def __init__(self, resp):
+    def __init__(self, resp, max_body: int = MAX_BODY):
         self._resp = resp
+        self.max_body = max_body
         self.status = resp.status_code
         self.headers = {k.lower(): v for k, v in resp.items()}
 
-    def read(self, limit: int = MAX_BODY) -> bytes:
+    def read(self, limit: int | None = None) -> bytes:
+        limit = limit or self.max_body
         try:
             parts, size = [], 0
             while True:
@@ -117,8 +124,9 @@ class _GeventResponse(UpstreamResponse):
 
 
 class GeventTransport:
-    def __init__(self, pool_size: int = 512):
+    def __init__(self, pool_size: int = 512, max_body: int = MAX_BODY):
         self.pool_size = pool_size
+        self.max_body = max_body
         self._clients: dict[tuple, object] = {}
         self._lock = threading.Lock()
 
@@ -144,7 +152,7 @@ class GeventTransport:
         if parts.query:
             path += "?" + parts.query
         try:
-            resp = client.request(req.method, path, body=req.body or b"", headers=req.headers)
+            resp = self._request(client, req, path)
         except (socket.timeout, TimeoutError) as exc:
             raise TransportError("timeout", "upstream did not answer in time") from exc
         except socket.gaierror as exc:
@@ -157,18 +165,35 @@ class GeventTransport:
             raise TransportError("connect", f"upstream connection failed ({type(exc).__name__})") from exc
         except Exception as exc:  # geventhttpclient parse errors, closed connections
             raise TransportError("protocol", f"upstream sent an invalid response ({type(exc).__name__})") from exc
-        return _GeventResponse(resp)
+        return _GeventResponse(resp, self.max_body)
+
+    @staticmethod
+    def _request(client, req: UpstreamRequest, path: str):
+        """One request; once more on a fresh connection when a pooled keep-alive connection
+        turns out to be closed before any byte of a response came back (the upstream dropped
+        it while idle: load balancers and providers do so after seconds to minutes).
+        geventhttpclient retries only idempotent methods; a POST that got no response at all
+        on a reused connection is retried like the official OpenAI SDKs retry connection
+        errors. Timeouts and answers, even bad ones, are never retried here."""
+        from geventhttpclient.response import HTTPConnectionClosed
+        body = req.body or b""
+        try:
+            return client.request(req.method, path, body=body, headers=req.headers)
+        except (HTTPConnectionClosed, ConnectionResetError, BrokenPipeError):
+            return client.request(req.method, path, body=body, headers=req.headers)
 
 
 # ------------------------------------------------------------------------------------ requests
 class _RequestsResponse(UpstreamResponse):
-    def __init__(self, resp):
+    def __init__(self, resp, max_body: int = MAX_BODY):
+        self.max_body = max_body
         self._resp = resp
         self.status = resp.status_code
         self.headers = {k.lower(): v for k, v in resp.headers.items()}
 
-    def read(self, limit: int = MAX_BODY) -> bytes:
+    def read(self, limit: int | None = None) -> bytes:
         import requests
+        limit = limit or self.max_body
         try:
             data = self._resp.content
         except requests.exceptions.Timeout as exc:
@@ -201,9 +226,10 @@ class _RequestsResponse(UpstreamResponse):
 
 
 class RequestsTransport:
-    def __init__(self):
+    def __init__(self, max_body: int = MAX_BODY):
         import requests
         self._session = requests.Session()
+        self.max_body = max_body
 
     def send(self, req: UpstreamRequest, connect: float, read: float) -> UpstreamResponse:
         import requests
@@ -221,10 +247,10 @@ class RequestsTransport:
             raise TransportError("connect", "upstream connection failed") from exc
         except requests.RequestException as exc:
             raise TransportError("protocol", f"upstream request failed ({type(exc).__name__})") from exc
-        return _RequestsResponse(resp)
+        return _RequestsResponse(resp, self.max_body)
 
 
-def make_transport(kind: str):
+def make_transport(kind: str, max_body: int = MAX_BODY):
     if kind == "requests":
-        return RequestsTransport()
-    return GeventTransport()
+        return RequestsTransport(max_body)
+    return GeventTransport(max_body=max_body)

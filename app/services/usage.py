@@ -40,6 +40,7 @@ class UsageWriter:
     def __init__(self, app: Flask):
         self.app = app
         self.interval = app.config["USAGE_FLUSH_INTERVAL"]
+        self.max_pending = int(app.config.get("USAGE_MAX_PENDING") or MAX_PENDING)
         self.pending: deque[dict[str, Any]] = deque()
         self.dropped = 0
         self.written = 0
@@ -49,12 +50,16 @@ class UsageWriter:
 
     def record(self, row: dict[str, Any]) -> None:
         row.setdefault("created_at", utcnow())
-        if len(self.pending) >= MAX_PENDING:
+        from app.metrics import USAGE_DROPPED, USAGE_PENDING
+        if len(self.pending) >= self.max_pending:
             self.pending.popleft()
             self.dropped += 1
+            USAGE_DROPPED.inc()
+            USAGE_PENDING.dec()
             if self.dropped % 1000 == 1:
                 log.error("usage writer backlog full: %d record(s) dropped so far", self.dropped)
         self.pending.append(row)
+        USAGE_PENDING.inc()
         if self.interval <= 0:
             self.flush()
         elif not self._started:
@@ -86,10 +91,17 @@ class UsageWriter:
                 try:
                     with self.app.app_context():
                         self._write(batch)
-                except Exception:
-                    log.exception("usage batch of %d not written; keeping it for retry", len(batch))
+                except Exception as exc:
+                    from app.metrics import USAGE_WRITE_FAILURES
+                    USAGE_WRITE_FAILURES.inc()
+                    # the driver's message only: SQLAlchemy's own text carries the statement's
+                    # parameters (owners, request metadata), which must not reach the logs
+                    log.error("usage batch of %d not written (%s); keeping it for retry (%d pending)",
+                              len(batch), _describe(exc), len(self.pending) + len(batch))
                     self.pending.extendleft(reversed(batch))
                     break
+                from app.metrics import USAGE_PENDING
+                USAGE_PENDING.dec(len(batch))
                 total += len(batch)
             self.written += total
             return total
@@ -97,8 +109,11 @@ class UsageWriter:
     @staticmethod
     def _write(batch: list[dict[str, Any]]) -> None:
         try:
-            bodies = [(row.get("request_id"), row.get("created_at"), row.pop("_body"))
+            # copies without the body: a batch the DB refuses is kept (bodies included) for retry
+            bodies = [(row.get("request_id"), row.get("created_at"), row["_body"])
                       for row in batch if "_body" in row]
+            if bodies:
+                batch = [{k: v for k, v in row.items() if k != "_body"} for row in batch]
             db.session.execute(db.insert(UsageRecord), batch)
             rollups.apply(batch)
             if bodies:
@@ -119,6 +134,15 @@ class UsageWriter:
             raise
         finally:
             db.session.remove()
+
+
+def _describe(exc: BaseException) -> str:
+    """'OperationalError: disk I/O error': the exception class and the DB driver's message,
+    never the SQL statement or its parameters."""
+    orig = getattr(exc, "orig", None)
+    if orig is not None:
+        return f"{type(orig).__name__}: {str(orig)[:200]}"
+    return type(exc).__name__
 
 
 def redact_body(body: dict[str, Any]) -> dict[str, Any]:

@@ -125,7 +125,7 @@ class Source:
         for name, value in self.filters.items():
             col = RAW_DIMS[FILTER_DIMS[name]]
             if name in ("provider_id", "key_id"):
-                value = v.integer({name: value}, name)
+                value = v.integer({name: value}, name, lo=0, hi=v.ID_MAX)
             stmt = stmt.where(col == value)
         return stmt
 
@@ -256,7 +256,7 @@ def _log_filters(stmt, f: dict[str, Any]):
     for name, col in (("key_id", UsageRecord.key_id), ("provider_id", UsageRecord.provider_id),
                       ("status", UsageRecord.status_code)):
         if f.get(name) not in (None, ""):
-            stmt = stmt.where(col == v.integer(f, name, lo=0))
+            stmt = stmt.where(col == v.integer(f, name, lo=0, hi=v.ID_MAX))
     if f.get("model"):
         stmt = stmt.where(UsageRecord.model_name == f["model"])
     if f.get("error_class"):

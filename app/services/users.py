@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 
 from flask import current_app
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
 from app.models import User, utcnow
@@ -63,6 +64,15 @@ def _ip_fail(ip: str) -> None:
         _ip_failures.setdefault(ip, []).append(time.monotonic())
 
 
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    if not _DUMMY:
+        _DUMMY.append(generate_password_hash("not-a-password"))
+    return _DUMMY[0]
+
+
 def authenticate(username: str, password: str, ip: str) -> User | None:
     """The user on success, None on bad credentials; LoginThrottled when locked out."""
     if _ip_blocked(ip):
@@ -71,6 +81,8 @@ def authenticate(username: str, password: str, ip: str) -> User | None:
     now = utcnow()
     if user is not None and user.locked_until is not None and user.locked_until > now:
         raise LoginThrottled("too many failed sign-ins for this account; try again later")
+    if user is None:
+        check_password_hash(_dummy_hash(), password or "")  # same work as a real check: no username oracle
     if user is None or not user.check_password(password or ""):
         _ip_fail(ip)
         if user is not None:
@@ -87,3 +99,11 @@ def authenticate(username: str, password: str, ip: str) -> User | None:
     audit.record(user.username, "login", "user", user.id, user.username, {})
     db.session.commit()
     return user
+
+
+def end_sessions(user: User) -> None:
+    """Sign-out: bump the user's session epoch, so every copy of their session cookie (it is a
+    signed cookie, not a server-side row) stops signing anyone in."""
+    if getattr(user, "is_authenticated", False) and isinstance(user, User):
+        user.session_epoch = (user.session_epoch or 0) + 1
+        db.session.commit()

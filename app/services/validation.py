@@ -54,6 +54,16 @@ def boolean(data: dict, field: str, default: bool) -> bool:
     raise ValidationFailed(f"{field} must be true or false", field=field)
 
 
+#: the largest row id: primary and foreign keys are INTEGER columns, 32-bit on PostgreSQL
+ID_MAX = 2**31 - 1
+
+
+def clamp_id(value: int | None) -> int | None:
+    """An id from a URL or a query string as the database can compare it: one out of the
+    column's range matches no row (-1) instead of an "integer out of range" error."""
+    return value if value is None or -ID_MAX <= value <= ID_MAX else -1
+
+
 def integer(data: dict, field: str, *, lo: int | None = None, hi: int | None = None,
             default: int | None = None) -> int | None:
     value = data.get(field, default)

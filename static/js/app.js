@@ -32,6 +32,24 @@
     });
   }
 
+  // Sizes and colours computed by the server arrive as data-width/-height/-left (percent) and
+  // data-bg (a colour) instead of style="" attributes, which the Content-Security-Policy
+  // (style-src 'self') blocks; setting them through the CSSOM is allowed.
+  var GEOMETRY = "[data-width],[data-height],[data-left],[data-bg]";
+  function applyGeometry(root) {
+    var nodes = Array.prototype.slice.call(root.querySelectorAll ? root.querySelectorAll(GEOMETRY) : []);
+    if (root.matches && root.matches(GEOMETRY)) nodes.push(root);
+    nodes.forEach(function (node) {
+      var d = node.dataset;
+      if (d.width !== undefined) node.style.width = parseFloat(d.width) + "%";
+      if (d.height !== undefined) node.style.height = parseFloat(d.height) + "%";
+      if (d.left !== undefined) node.style.left = parseFloat(d.left) + "%";
+      if (d.bg !== undefined && /^#[0-9a-fA-F]{3,8}$/.test(d.bg)) node.style.background = d.bg;
+    });
+  }
+  applyGeometry(document);
+  document.addEventListener("htmx:load", function (event) { applyGeometry(event.detail.elt || document); });
+
   document.addEventListener("click", function (event) {
     var copy = event.target.closest("[data-copy]");
     if (copy) {
@@ -55,6 +73,15 @@
     if (event.target.closest("[data-back]")) {
       history.length > 1 ? history.back() : (window.location.href = "/");
     }
+  });
+
+  // Filter forms (usage, request log) reload on any change except the custom-range inputs
+  // (data-manual: applied with the button). A plain event instead of an htmx trigger filter,
+  // which htmx would have to eval (the CSP allows no eval).
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-filters]");
+    if (!form || event.target.matches("[data-manual]") || !window.htmx) return;
+    window.htmx.trigger(form, "filters-change");
   });
 
   document.addEventListener("change", function (event) {

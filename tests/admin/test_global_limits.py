@@ -86,7 +86,7 @@ def test_provider_detail_shows_current_usage(admin_client, make_provider):
         store.admit(f"provider:{p.id}", Limits(rpd=100, concurrency=4), [], 10, Decimal(0), time.time())
     card = squash(element(text(admin_client.get(f"/providers/{p.id}")), "provider-limits"))
     assert "<strong>3</strong> / 100" in card and "<strong>3</strong> / 4" in card
-    assert 'style="width: 75.0%"' in card  # 3 of 4 in flight
+    assert 'data-width="75.0"' in card  # 3 of 4 in flight
     store.admit(f"provider:{p.id}", Limits(rpd=100, concurrency=4), [], 10, Decimal(0), time.time())
     card = squash(element(text(admin_client.get(f"/providers/{p.id}")), "provider-limits"))
     assert "<strong>4</strong> / 4" in card and 'class="meter meter-sm is-over"' in card

@@ -141,13 +141,13 @@ def test_numbers_match_store_state(admin_client, team):
     assert "This key" in own and "$4.00" in own and "$10.00" in own and "reserved $1.50" in own
     assert 'class="meter is-warn"' in own              # 55 % committed, warns at 50 %
     assert "past 50%" in own
-    assert 'style="width: 40.0%"' in own and 'style="width: 15.0%"' in own  # spent, reserved
-    assert 'style="left: 50%"' in own                  # the soft-threshold tick
+    assert 'data-width="40.0"' in own and 'data-width="15.0"' in own  # spent, reserved
+    assert 'data-left="50"' in own                  # the soft-threshold tick
     assert "month: resets in" in own
 
     shared = squash(element(body, "budget-team"))
     assert "Team “research”" in shared and "$4.00" in shared and "$100.00" in shared
-    assert 'class="meter is-ok"' in shared and "within budget" in shared and 'style="left: 90%"' in shared
+    assert 'class="meter is-ok"' in shared and "within budget" in shared and 'data-left="90"' in shared
 
     assert "<strong>2</strong> / 10" in squash(element(body, "limit-rph"))
     assert "<strong>500</strong> / 1,000" in squash(element(body, "limit-tpm"))
@@ -160,7 +160,7 @@ def test_over_budget_is_red(admin_client):
     settle(admit(key, 10, "0.5"), 10, "2.5")
     own = squash(element(text(admin_client.get(f"/keys/{key.id}")), "budget-key"))
     assert 'class="meter is-over"' in own and "used up" in own
-    assert 'style="width: 100.0%"' in own and "$2.50" in own
+    assert 'data-width="100.0"' in own and "$2.50" in own
 
 
 def test_key_without_limits(admin_client):

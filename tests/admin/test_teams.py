@@ -66,8 +66,8 @@ def test_list_shows_budget_spend_and_key_count(admin_client, team):
     assert "platform" in row and "Infra" in row and "$50.00" in row and "/ week" in row
     assert "warns at 80%" in row
     assert "$30.00" in row and " of $50.00/week · 85%" in row  # (30 + 12.50 reserved) / 50
-    assert 'class="meter is-warn meter-sm"' in row and 'style="width: 60.0%"' in row
-    assert 'style="width: 25.0%"' in row  # the reserved part
+    assert 'class="meter is-warn meter-sm"' in row and 'data-width="60.0"' in row
+    assert 'data-width="25.0"' in row  # the reserved part
     assert "resets in" in row
     assert '<td class="num">2</td>' in row  # revoked and other owners' keys are not counted
 

@@ -21,10 +21,19 @@ resp = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
                      "finish_reason": "stop"}]}
 
+# every first-wave request looks the cache up before any of them stores its answer, however
+# gevent interleaves the start of 100 greenlets with their timers on a slow machine
+import gevent.event
+first_wave = {"missed": 0, "all_looked": gevent.event.Event()}
+
 def request(i):
     key = f"k{i % 50}"
     hit = cache.get(key, T0 + i / 1000)
     if hit is None:
+        first_wave["missed"] += 1
+        if first_wave["missed"] >= 100:
+            first_wave["all_looked"].set()
+        first_wave["all_looked"].wait(10)
         gevent.sleep(0.001)                       # the upstream call: other greenlets run
         cache.put(key, resp, model="m", key_id=None, ttl=60, now=T0 + i / 1000)
         return "miss"

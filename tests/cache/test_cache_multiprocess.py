@@ -1,8 +1,10 @@
-"""Four processes (gunicorn workers) sharing one cache file: consistent puts, gets and totals."""
+"""Four processes (gunicorn workers) sharing one cache file (or one Redis): consistent puts,
+gets and totals."""
 from __future__ import annotations
 
 import multiprocessing as mp
 
+import pytest
 from cache_support import T0, response
 
 from app.cache import ResponseCache, SQLiteStore
@@ -13,13 +15,30 @@ N = 40
 CTX = mp.get_context("fork")
 
 
+def _store(where):
+    """A SQLiteStore on the file, or a RedisCacheStore for a redis:// URL."""
+    if str(where).startswith("redis://"):
+        from app.cache.redis import RedisCacheStore
+        from app.redisconn import client
+        return RedisCacheStore(lambda: client(str(where)))    # the forked worker's own client
+    return SQLiteStore(where)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def where(request, tmp_path):
+    """Where the workers' shared cache lives: a SQLite file or a Redis URL."""
+    if request.param == "redis":
+        return request.getfixturevalue("redis_url")
+    return tmp_path / "cache.db"
+
+
 def _text(e):
     return e.response["choices"][0]["message"]["content"]
 
 
 def _consistency_worker(path, i, barrier, queue):
     try:
-        cache = ResponseCache(SQLiteStore(path), flush_every=16)
+        cache = ResponseCache(_store(path), flush_every=16)
         barrier.wait(timeout=30)
         for j in range(N):                                 # own keys, plus racing shared keys
             assert cache.put(f"p{i}-{j}", response(f"{i}:{j}"), model=f"m{i}", key_id=i,
@@ -60,10 +79,10 @@ def _run(target, *args):
     return results
 
 
-def test_four_processes_put_and_get_consistently(tmp_path):
-    path = tmp_path / "cache.db"
+def test_four_processes_put_and_get_consistently(where):
+    path = where
     results = _run(_consistency_worker, path)
-    cache = ResponseCache(SQLiteStore(path))
+    cache = ResponseCache(_store(path))
     s = cache.stats()
     assert s["entries"] == PROCS * N + N
     assert s["hits"] == sum(r[0] for r in results) == PROCS * (PROCS * N + N)
@@ -81,7 +100,7 @@ CAP = 25 * ONE
 
 def _eviction_worker(path, i, barrier, queue):
     try:
-        cache = ResponseCache(SQLiteStore(path), max_bytes=CAP)
+        cache = ResponseCache(_store(path), max_bytes=CAP)
         barrier.wait(timeout=30)
         for j in range(N):
             cache.put(f"p{i}-{j}", response(pad=300), model="m", key_id=i, ttl=600,
@@ -93,10 +112,10 @@ def _eviction_worker(path, i, barrier, queue):
         queue.put((repr(exc),))
 
 
-def test_eviction_under_contention_keeps_exact_totals(tmp_path):
-    path = tmp_path / "cache.db"
+def test_eviction_under_contention_keeps_exact_totals(where):
+    path = where
     _run(_eviction_worker, path)
-    cache = ResponseCache(SQLiteStore(path), max_bytes=CAP)
+    cache = ResponseCache(_store(path), max_bytes=CAP)
     s = cache.stats()
     c = cache.store.check()
     assert c["entries"] == c["rows"] == s["entries"] == 25

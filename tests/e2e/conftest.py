@@ -44,8 +44,9 @@ BEHAVIOUR_MODELS = ("err-401", "err-404", "err-429", "err-500", "err-midstream",
 PROVIDERS: dict[str, dict] = {
     "openai-compatible": {
         "prefix": "oai", "chat": "gpt-4o-mini", "embed": "text-embedding-3-small",
+        # a compatible server that speaks the Responses API too: /v1/responses passes through
         "provider": lambda fake: {"type": "openai-compatible", "api_base": f"{fake}/v1",
-                                  "api_key": fp.OPENAI_KEY},
+                                  "api_key": fp.OPENAI_KEY, "config": {"responses_api": True}},
         "secret": fp.OPENAI_KEY},
     "azure-openai": {
         "prefix": "az", "chat": "gpt-4o-deployment", "embed": "embeddings-deployment",
@@ -173,6 +174,11 @@ class Gateway:
         return PROVIDERS[provider_type]["secret"]
 
     # -- naming
+    @staticmethod
+    def upstream_model(provider_type: str, what: str) -> str:
+        """The upstream id behind model(provider_type, what): the type's chat/embed id, else `what`."""
+        return PROVIDERS[provider_type].get(what) or what if what in ("chat", "embed") else what
+
     @staticmethod
     def model(provider_type: str, what: str) -> str:
         """Public alias: model("anthropic", "chat") -> "ant-chat" (what: chat, embed, err-429, slow, drip...)."""

@@ -460,6 +460,114 @@ class Upstream:
         return Reply(200, content_type="text/event-stream", chunks=[sse_event(d) for d in events],
                      headers={"Cache-Control": "no-cache"}, delay=DRIP_INTERVAL if n is not None else 0.0)
 
+    # ------------------------------------------------------------ OpenAI Responses API (native)
+    # The Responses wire format (POST /v1/responses; Azure: /openai/v1/responses), answered with
+    # the same content as the chat fixtures: text -> a message item with an output_text part,
+    # tool calls -> function_call items; streams as the typed events OpenAI sends.
+    @staticmethod
+    def _resp_envelope(req: dict, model: str, status: str) -> dict:
+        return {"id": "resp_68af4030592c81938ec0a5fbab4a3e9f05438e46b5f69a3b", "object": "response",
+                "created_at": 1756315696, "status": status, "background": False, "error": None,
+                "incomplete_details": None, "instructions": req.get("instructions"),
+                "max_output_tokens": req.get("max_output_tokens"), "max_tool_calls": None,
+                "model": model, "output": [], "parallel_tool_calls": True,
+                "previous_response_id": None, "prompt_cache_key": None,
+                "reasoning": {"effort": None, "summary": None}, "safety_identifier": None,
+                "service_tier": "default", "store": req.get("store", True), "temperature": 1.0,
+                "text": {"format": {"type": "text"}, "verbosity": "medium"}, "tool_choice": "auto",
+                "tools": req.get("tools") or [], "top_logprobs": 0, "top_p": 1.0,
+                "truncation": "disabled", "usage": None, "user": None, "metadata": {}}
+
+    @staticmethod
+    def _resp_usage(pt: int, ct: int) -> dict:
+        return {"input_tokens": pt, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}, "output_tokens": ct,
+                "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": pt + ct}
+
+    @staticmethod
+    def _resp_items(text: str | None, calls: list[dict]) -> list[dict]:
+        items = []
+        if text:
+            items.append({"id": "msg_68af40337b8c8193a2bf1f3a4bd4a6d905438e46b5f69a3b", "type": "message",
+                          "status": "completed", "role": "assistant",
+                          "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": text}]})
+        for i, c in enumerate(calls):
+            items.append({"id": f"fc_68af4034a1c4819b86a4e2b0c1d3e5f7{i:02d}", "type": "function_call",
+                          "status": "completed", "arguments": c["arguments"], "call_id": c["id"],
+                          "name": c["name"]})
+        return items
+
+    def openai_responses(self, req: dict, model: str, azure: bool = False) -> Reply:
+        tools = bool(req.get("tools"))
+        if not req.get("stream"):
+            chat = self.oa_json_tools if tools else (self.az_json if azure else self.oa_json)
+            msg = chat["choices"][0]["message"]
+            calls = [{"id": tc["id"], "name": tc["function"]["name"], "arguments": tc["function"]["arguments"]}
+                     for tc in msg.get("tool_calls") or []]
+            resp = self._resp_envelope(req, model, "completed")
+            resp["output"] = self._resp_items(msg.get("content"), calls)
+            resp["usage"] = self._resp_usage(chat["usage"]["prompt_tokens"], chat["usage"]["completion_tokens"])
+            return Reply(200, resp)
+        # the chat stream fixture's pieces, re-sent as Responses events
+        pieces, calls, usage = [], {}, (0, 0)
+        for _, data in (self.oa_tool_sse if tools else self.oa_text_sse):
+            if data == "[DONE]":
+                continue
+            obj = json.loads(data)
+            if obj.get("usage"):
+                usage = (obj["usage"]["prompt_tokens"], obj["usage"]["completion_tokens"])
+            for ch in obj.get("choices") or []:
+                d = ch.get("delta") or {}
+                if d.get("content"):
+                    pieces.append(d["content"])
+                for tc in d.get("tool_calls") or []:
+                    c = calls.setdefault(tc["index"], {"id": None, "name": None, "arguments": [], })
+                    c["id"] = tc.get("id") or c["id"]
+                    c["name"] = (tc.get("function") or {}).get("name") or c["name"]
+                    if (tc.get("function") or {}).get("arguments"):
+                        c["arguments"].append(tc["function"]["arguments"])
+        if model == MIDSTREAM:
+            pieces = pieces[:2]
+        seq = [0]
+        events: list[bytes] = []
+
+        def ev(type_: str, **fields) -> None:
+            events.append(sse_event(compact({"type": type_, "sequence_number": seq[0], **fields}), type_))
+            seq[0] += 1
+
+        resp = self._resp_envelope(req, model, "in_progress")
+        ev("response.created", response=resp)
+        ev("response.in_progress", response=resp)
+        text = "".join(pieces)
+        done_items = self._resp_items(text, [dict(c, arguments="".join(c["arguments"])) for _, c in sorted(calls.items())])
+        for idx, item in enumerate(done_items):
+            if item["type"] == "message":
+                ev("response.output_item.added", output_index=idx, item=dict(item, status="in_progress", content=[]))
+                ev("response.content_part.added", item_id=item["id"], output_index=idx, content_index=0,
+                   part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""})
+                for p in pieces:
+                    ev("response.output_text.delta", item_id=item["id"], output_index=idx, content_index=0,
+                       delta=p, logprobs=[])
+                if model == MIDSTREAM:
+                    ev("error", code="server_error", message="The server had an error while processing your request. Sorry about that!", param=None)
+                    failed = dict(resp, status="failed", error={"code": "server_error", "message": "The server had an error while processing your request. Sorry about that!"})
+                    ev("response.failed", response=failed)
+                    return Reply(200, content_type="text/event-stream", chunks=events)
+                ev("response.output_text.done", item_id=item["id"], output_index=idx, content_index=0,
+                   text=text, logprobs=[])
+                ev("response.content_part.done", item_id=item["id"], output_index=idx, content_index=0,
+                   part=item["content"][0])
+            else:
+                ev("response.output_item.added", output_index=idx, item=dict(item, status="in_progress", arguments=""))
+                call = calls[sorted(calls)[idx - (1 if text else 0)]]
+                for a in call["arguments"]:
+                    ev("response.function_call_arguments.delta", item_id=item["id"], output_index=idx, delta=a)
+                ev("response.function_call_arguments.done", item_id=item["id"], output_index=idx,
+                   arguments=item["arguments"])
+            ev("response.output_item.done", output_index=idx, item=item)
+        ev("response.completed", response=dict(resp, status="completed", output=done_items,
+                                               usage=self._resp_usage(*usage)))
+        return Reply(200, content_type="text/event-stream", chunks=events, headers={"Cache-Control": "no-cache"})
+
     def _openai_drip(self, n: int, include_usage: bool) -> list[str]:
         role = json.loads(self.oa_text_sse[0][1])
         content = json.loads(self.oa_text_sse[1][1])
@@ -762,7 +870,7 @@ class Handler(BaseHTTPRequestHandler):
                                          "type": "invalid_request_error", "param": None, "code": None}}), None
         up = UP
         # --- OpenAI
-        if path in ("/v1/chat/completions", "/v1/embeddings", "/v1/models"):
+        if path in ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/responses"):
             auth = headers.get("authorization", "")
             sent = auth[7:] if auth.lower().startswith("bearer ") else None
             model = req.get("model") if method == "POST" else None
@@ -773,8 +881,18 @@ class Handler(BaseHTTPRequestHandler):
             special = self._special(model)
             if special in ERROR_MODELS:
                 return up.openai_error(special, sent), model
-            reply = up.openai_chat(req, model) if path == "/v1/chat/completions" else up.openai_embeddings(req)
+            reply = up.openai_chat(req, model) if path == "/v1/chat/completions" else \
+                up.openai_responses(req, model) if path == "/v1/responses" else up.openai_embeddings(req)
             return self._maybe_slow(reply, special), model
+        # --- Azure: the Responses API on the v1 surface (deployment name in "model")
+        if path == "/openai/v1/responses" and method == "POST":
+            deployment = req.get("model")
+            if headers.get("api-key") != AZURE_KEY:
+                return Reply(401, {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}}), deployment
+            special = self._special(deployment)
+            if special in ERROR_MODELS:
+                return up.openai_error(special, None), deployment
+            return self._maybe_slow(up.openai_responses(req, deployment, azure=True), special), deployment
         # --- Azure
         m = AZURE_OP.match(path)
         if m and method == "POST":

@@ -1,5 +1,7 @@
 """The official `openai` SDK's `client.responses.create` against the gateway (gunicorn + gevent)
-and the fake provider process, once per provider type (translated onto each chat wire format).
+and the fake provider process, once per provider type: passed through to the Responses API of the
+types that speak it (OpenAI-compatible configured so, Azure's v1 surface), translated onto the
+chat wire format of the others.
 
 Answers are checked against the provider fixture the fake replayed, and each call against its
 one usage row (endpoint "responses").
@@ -17,6 +19,10 @@ TOOLS = [{"type": "function", "name": "get_weather", "description": "Current wea
                          "required": ["city"]}}]
 
 
+# provider type -> the upstream path a native (passed-through) Responses call goes to
+NATIVE = {"openai-compatible": "/v1/responses", "azure-openai": "/openai/v1/responses"}
+
+
 def _row(gw, rid):
     row = gw.usage_row(rid)
     assert row["endpoint"] == "responses" and row["status_code"] == 200
@@ -25,9 +31,22 @@ def _row(gw, rid):
 
 def test_create_text(gateway, client, expect, provider_type):
     model = gateway.model(provider_type, "chat")
+    before = gateway.fake_stats()["requests"]
     raw = client.responses.with_raw_response.create(model=model, instructions="You are terse.",
-                                                    input="What's the weather like today?")
+                                                    input="What's the weather like today?",
+                                                    store=True)
     resp = raw.parse()
+    stats = gateway.fake_stats()
+    path = NATIVE.get(provider_type)
+    if path:  # passed through: the client's body went up with the upstream id, stored nowhere there
+        assert stats["requests"].get(path, 0) == before.get(path, 0) + 1
+        sent = stats["last"][path]["body"]
+        assert sent["instructions"] == "You are terse." and sent["store"] is False
+        assert sent["model"] == gateway.upstream_model(provider_type, "chat") != model
+        assert resp.id.startswith("resp_") and resp.store is True  # the gateway's own, stored here
+        assert client.responses.retrieve(resp.id).output_text == resp.output_text
+    else:
+        assert not any(stats["requests"].get(p, 0) - before.get(p, 0) for p in NATIVE.values())
     want = expect[provider_type]["json"]
     assert resp.output_text == want["text"] and resp.status == "completed" and resp.model == model
     row = _row(gateway, raw.headers["x-request-id"])

@@ -9,14 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import requests
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from spend_harness import (BIN, E2E, IN_PRICE, MODELS, OUT_PRICE, ROOT, Gateway, _base_env,  # noqa: E402
-                           fp, free_port, stop_group, tail, wait_until)
+from spend_harness import (BIN, IN_PRICE, MODELS, OUT_PRICE, ROOT, Gateway, _base_env,  # noqa: E402
+                           fake_provider, fp, free_port)
 
 
 def pytest_collection_modifyitems(items):
@@ -34,20 +33,8 @@ def spend_tmp(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def spend_fake(spend_tmp) -> str:
     """The fake upstream process; yields its base URL."""
-    port = free_port()
-    log = spend_tmp / "fake_provider.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, str(E2E / "fake_provider.py"), "--port", str(port)],
-                                cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        def up():
-            assert proc.poll() is None, f"fake provider exited:\n{tail(log)}"
-            return requests.get(f"{url}/_stats", timeout=1).ok
-        wait_until(up, 15, 0.1, "the fake provider")
+    with fake_provider(spend_tmp) as url:
         yield url
-    finally:
-        stop_group(proc, signal.SIGTERM, 5)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -109,6 +110,25 @@ def stop_group(proc: subprocess.Popen, sig=signal.SIGINT, grace: float = 10.0) -
         except ProcessLookupError:
             pass
         proc.wait(5)
+
+
+@contextmanager
+def fake_provider(tmp: Path):
+    """The e2e fake upstream (tests/e2e/fake_provider.py) as a process; yields its base URL."""
+    port = free_port()
+    log = tmp / "fake_provider.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, str(E2E / "fake_provider.py"), "--port", str(port)],
+                                cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def up():
+            assert proc.poll() is None, f"fake provider exited:\n{tail(log)}"
+            return requests.get(f"{url}/_stats", timeout=1).ok
+        wait_until(up, 15, 0.1, "the fake provider")
+        yield url
+    finally:
+        stop_group(proc, signal.SIGTERM, 5)
 
 
 def children_of(pid: int) -> list[int]:

@@ -28,6 +28,8 @@ class FuzzEnv:
     ids: dict[str, list] = field(default_factory=dict)
     protected: dict[str, set] = field(default_factory=dict)
     decoys: dict[str, int] = field(default_factory=dict)
+    # tracebacks the app logged (app.errors) while the fuzzer ran: a 5xx's cause in the report
+    server_errors: list = field(default_factory=list)
 
     @property
     def admin(self) -> dict:
@@ -60,8 +62,16 @@ def fuzz_env(app_factory):
     upstream = FakeUpstream(doc)
     # the app logs every 5xx with its traceback (which the fuzz test reports itself)
     quiet = logging.getLogger("app.errors")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)
+    level, propagate = quiet.level, quiet.propagate
+    quiet.setLevel(logging.ERROR)
+    quiet.propagate = False  # kept by the handler below, not printed
+    caught: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            caught.append(logging.Formatter().format(record)[-4000:])
+    keeper = Keep()
+    quiet.addHandler(keeper)
     # Seed in an app context of its own, then leave it: every request must get its own context
     # (and DB session), as in production, so one failed request cannot poison the next.
     with app.app_context():
@@ -93,7 +103,8 @@ def fuzz_env(app_factory):
                  "team_id": [team.id], "record_id": [1, 2, 3]},
             protected={"key_id": {admin.id, chat.id}, "provider_id": {up.id},
                        "model_pk": {mini.id, embed.id}},
-            decoys={"key_id": decoy_key.id, "provider_id": decoy_p.id, "model_pk": decoy_m.id})
+            decoys={"key_id": decoy_key.id, "provider_id": decoy_p.id, "model_pk": decoy_m.id},
+            server_errors=caught)
         from app.extensions import db
         db.session.remove()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
@@ -102,3 +113,5 @@ def fuzz_env(app_factory):
             yield env
         finally:
             quiet.setLevel(level)
+            quiet.propagate = propagate
+            quiet.removeHandler(keeper)

@@ -7,7 +7,10 @@ requests - be a refusal. Every error body has the {"error": {...}} shape.
 
 Upstream calls go to tests/fuzz/fake_upstream.py. Examples are derandomized (the same run every
 time); set FUZZ_RANDOM=1 for a fresh random run and FUZZ_EXAMPLES=n to change the per-operation
-count (each operation runs n valid and n invalid examples).
+count (each operation runs n valid and FUZZ_NEGATIVE_FACTOR x n, default 2n, invalid examples;
+the chat and embeddings bodies twice as many). The run prints what it sent per operation and
+mode, and must send >= 10,000 requests that are invalid under the served document (counted
+with really_negative), with zero 5xx.
 
 Inputs that hit a bug still open (known_bugs.OPEN_BUGS, each with its strict-xfail test in
 test_known_bugs.py) are counted, not sent, so this test stays green until a new problem appears.
@@ -42,7 +45,10 @@ pytestmark = pytest.mark.fuzz
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 # the proxy's request bodies are the product: they get more examples
 PROXY_BODY_EXAMPLES = int(os.environ.get("FUZZ_PROXY_EXAMPLES", str(EXAMPLES * 2)))
+# invalid requests are what the hardening issue counts: NEGATIVE_FACTOR x as many of them
+NEGATIVE_FACTOR = float(os.environ.get("FUZZ_NEGATIVE_FACTOR", "2"))
 MIN_REQUESTS = 10_000
+MIN_MALFORMED = 10_000  # requests invalid under the served document, across /v1 and /api/admin
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
 TRACEBACK = re.compile(rb"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+")
@@ -62,6 +68,9 @@ class Run:
         self.skipped: list[str] = []
         self.timing: dict[str, tuple[int, float]] = {}
         self.call_time = self.check_time = 0.0
+        self.malformed = 0                      # sent requests invalid under the served document
+        self.malformed_by_operation: Counter = Counter()
+        self.malformed_statuses: Counter = Counter()
 
     def fail(self, label: str, message: str) -> None:
         if len(self.failures[label]) < 3:  # a few examples per operation are enough
@@ -105,7 +114,8 @@ def steer(case, data, env) -> None:
     body = case.body
     if isinstance(body, dict):
         model = body.get("model")
-        if case.path in ("/v1/chat/completions", "/v1/responses") and isinstance(model, str) \
+        if case.path in ("/v1/chat/completions", "/v1/responses", "/v1/messages",
+                         "/v1/messages/count_tokens") and isinstance(model, str) \
                 and model.strip():
             if data.draw(st.integers(0, 9), label="real model") < 8:
                 body["model"] = data.draw(st.sampled_from(CHAT_MODELS))
@@ -143,8 +153,42 @@ def responses_stream_problems(content: bytes) -> list[str]:
     return problems
 
 
-def own_checks(case, response, error_validator, event_validator) -> list[str]:
-    """Checks beyond schemathesis': no traceback, error shape everywhere, well-formed streams."""
+ANTHROPIC_EVENTS = {"message_start", "content_block_start", "content_block_delta", "content_block_stop",
+                    "message_delta", "message_stop", "ping", "error"}
+
+
+def anthropic_stream_problems(content: bytes) -> list[str]:
+    """Anthropic's events: `event:` = the data's type, message_start first, then one terminal
+    event (message_stop, or an in-band error) at the end and nothing after it."""
+    problems, names = [], []
+    blocks = [b for b in content.decode("utf-8").split("\n\n") if b.strip()]
+    for i, block in enumerate(blocks):
+        lines = block.split("\n")
+        if len(lines) != 2 or not lines[0].startswith("event: ") or not lines[1].startswith("data: "):
+            problems.append(f"event {i} is not `event:` + `data:`: {block[:100]!r}")
+            continue
+        try:
+            obj = json.loads(lines[1][6:])
+        except ValueError:
+            problems.append(f"event {i} is not JSON")
+            continue
+        name = lines[0][7:]
+        if name not in ANTHROPIC_EVENTS or obj.get("type") != name:
+            problems.append(f"event {i}: unknown event or name and type differ: {name!r}")
+        names.append(name)
+    if names and names[0] not in ("message_start", "error"):
+        problems.append(f"stream does not start with message_start: {names[0]!r}")
+    if not names or names[-1] not in ("message_stop", "error"):
+        problems.append(f"stream does not end with message_stop or error: {names[-1:]!r}")
+    if "error" in names[:-1] or "message_stop" in names[:-1]:
+        problems.append("events after the terminal event")
+    return problems
+
+
+def own_checks(case, response, error_validator, event_validator,
+               anthropic_error_validator=None) -> list[str]:
+    """Checks beyond schemathesis': no traceback, error shape everywhere (Anthropic's on the
+    Anthropic door), well-formed streams."""
     problems = []
     content = response.content or b""
     if TRACEBACK.search(content):
@@ -158,11 +202,15 @@ def own_checks(case, response, error_validator, event_validator) -> list[str]:
         except ValueError:
             problems.append(f"error body is not JSON ({ctype}): {content[:200]!r}")
         else:
-            errors = list(error_validator.iter_errors(body))
+            anthropic = case.path.startswith("/v1/messages") and anthropic_error_validator
+            errors = list((anthropic_error_validator if anthropic else error_validator)
+                          .iter_errors(body))
             if errors:
                 problems.append(f"error body not in the error shape: {errors[0].message}")
     if ctype == "text/event-stream" and case.path == "/v1/responses":
         problems += responses_stream_problems(content)
+    elif ctype == "text/event-stream" and case.path == "/v1/messages":
+        problems += anthropic_stream_problems(content)
     elif ctype == "text/event-stream":
         events = [line[6:] for line in content.decode("utf-8").split("\n")
                   if line.startswith("data: ")]
@@ -263,7 +311,8 @@ def _validator(doc, schema) -> Draft202012Validator:
     return Draft202012Validator({**schema, "components": doc["components"]})
 
 
-def run_operation(op, mode, env, run: Run, error_validator, event_validator, bodies) -> None:
+def run_operation(op, mode, env, run: Run, error_validator, event_validator, bodies,
+                  anthropic_error_validator) -> None:
     label = f"{op.method.upper()} {op.path} [{mode.value}]"
     headers = env.chat if op.path.startswith("/v1") else env.admin
     try:
@@ -274,6 +323,8 @@ def run_operation(op, mode, env, run: Run, error_validator, event_validator, bod
 
     examples = PROXY_BODY_EXAMPLES if op.path in ("/v1/chat/completions", "/v1/embeddings") \
         else EXAMPLES
+    if mode == GenerationMode.NEGATIVE:
+        examples = int(examples * NEGATIVE_FACTOR)
 
     @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
               derandomize=not os.environ.get("FUZZ_RANDOM"),
@@ -291,14 +342,20 @@ def run_operation(op, mode, env, run: Run, error_validator, event_validator, bod
                 run.known[bug.name] += 1
                 return
         t0 = time.monotonic()
+        logged = len(env.server_errors)
         response = case.call(headers=headers)
         run.call_time += time.monotonic() - t0
         run.requests += 1
         run.by_operation[label] += 1
         run.op_statuses[label][response.status_code] += 1
         run.statuses[response.status_code] += 1
+        if really_negative(case, bodies):
+            run.malformed += 1
+            run.malformed_by_operation[label] += 1
+            run.malformed_statuses[response.status_code] += 1
         t0 = time.monotonic()
-        problems = own_checks(case, response, error_validator, event_validator)
+        problems = own_checks(case, response, error_validator, event_validator,
+                              anthropic_error_validator)
         # negative_data_rejection (the document is stricter than the app for a few free-form
         # fields, e.g. group settings) is not enforced yet; 5xx, tracebacks, error shape,
         # status codes and response schemas are
@@ -309,8 +366,9 @@ def run_operation(op, mode, env, run: Run, error_validator, event_validator, bod
             problems.append(str(exc))
         run.check_time += time.monotonic() - t0
         if problems:
-            run.fail(label, "\n".join(problems) + f"\n-- request: {case.method} "
-                     f"{case.formatted_path} query={case.query!r} body={case.body!r}"[:2500])
+            cause = "".join(f"\n-- logged by the app:\n{t}" for t in env.server_errors[logged:][:2])
+            run.fail(label, ("\n".join(problems) + f"\n-- request: {case.method} "
+                     f"{case.formatted_path} query={case.query!r} body={case.body!r}")[:2500] + cause)
 
     started, before = time.monotonic(), run.requests
     try:
@@ -333,6 +391,7 @@ def test_generated_requests_conform_to_the_document(fuzz_env):
     schema.config.checks.negative_data_rejection.expected_statuses = [
         "400", "401", "402", "403", "404", "405", "409", "413", "415", "422", "429"]
     error_validator = _validator(env.doc, {"$ref": "#/components/schemas/Error"})
+    anthropic_error_validator = _validator(env.doc, {"$ref": "#/components/schemas/AnthropicError"})
     event_validator = _validator(env.doc, {"anyOf": [
         {"$ref": "#/components/schemas/ChatCompletionChunk"},
         {"$ref": "#/components/schemas/Error"}]})
@@ -348,17 +407,30 @@ def test_generated_requests_conform_to_the_document(fuzz_env):
     started = time.monotonic()
     for op in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            run_operation(op, mode, env, run, error_validator, event_validator, bodies)
+            run_operation(op, mode, env, run, error_validator, event_validator, bodies,
+                          anthropic_error_validator)
     elapsed = time.monotonic() - started
-    summary = (f"{run.requests} requests in {elapsed:.0f}s ({run.requests / elapsed:.0f}/s) over "
+    per_area = Counter()
+    for label, n in run.malformed_by_operation.items():
+        per_area["/api/admin" if " /api/admin" in label else "/v1"] += n
+    summary = (f"{run.requests} requests ({run.malformed} malformed: {dict(per_area)}, their statuses "
+               f"{dict(sorted(run.malformed_statuses.items()))}) in {elapsed:.0f}s ({run.requests / elapsed:.0f}/s) over "
                f"{len(operations)} operations; statuses {dict(sorted(run.statuses.items()))}; "
                f"upstream calls {env.upstream.calls} (refused {env.upstream.refused}); "
                f"known-bug inputs not sent {dict(run.known)}; skipped {run.skipped}; "
                f"time in calls {run.call_time:.0f}s, in checks {run.check_time:.0f}s")
     print("\n" + summary)
+    print(f"{'sent':>6} {'malformed':>9}  operation [mode]  statuses")
+    for label in sorted(run.by_operation):
+        print(f"{run.by_operation[label]:6d} {run.malformed_by_operation[label]:9d}  {label}  "
+              f"{dict(sorted(run.op_statuses[label].items()))}")
+    fivexx = sum(n for status, n in run.statuses.items() if status >= 500)
+    print(f"totals: {run.requests} sent, {run.malformed} malformed, {fivexx} x 5xx")
     if os.environ.get("FUZZ_TIMING"):
         for label, (n, secs) in sorted(run.timing.items(), key=lambda x: -x[1][1]):
             print(f"{secs:6.2f}s {n:5d} {label} {dict(run.op_statuses[label])}")
     assert not run.failures, f"{summary}\n{run.report()}"
     assert run.requests >= MIN_REQUESTS, summary
+    assert run.malformed >= MIN_MALFORMED, summary
+    assert not any(status >= 500 for status in run.statuses), summary
     assert env.upstream.calls > 500, summary  # the proxy path was really exercised

@@ -1,6 +1,9 @@
 """Quick timing of SQLiteStore.admit / settle (CPU and wall per call, one process).
 
-    cd /work/main && .venv/bin/python tests/limits/bench_admit.py [N]
+    cd /work/main && .venv/bin/python tests/limits/bench_admit.py [N] [--redis]
+
+``--redis``: RedisStore against a throwaway local redis-server instead (wall includes the
+loopback round trip; the server's own CPU is not counted).
 
 Not collected by pytest (no ``test_`` prefix). Steady state: 50 keys, 64 requests in flight
 (each admission settles the one admitted 64 calls earlier), the clock advancing 2 ms per request
@@ -20,10 +23,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 from app.limits import Budget, Limits, SQLiteStore  # noqa: E402
 
+REDIS_URL = None
+
 
 def bench(n: int, limits: Limits, budgets: list, label: str) -> None:
     with tempfile.TemporaryDirectory() as d:
-        store = SQLiteStore(os.path.join(d, "limits.db"))
+        if REDIS_URL:
+            from app.limits import RedisStore
+            store = RedisStore(REDIS_URL, prefix=f"bench:{label}:")
+        else:
+            store = SQLiteStore(os.path.join(d, "limits.db"))
         now = 1_750_000_000.0
         q: deque = deque()
         cpu = {"admit": 0.0, "settle": 0.0}
@@ -51,8 +60,7 @@ def bench(n: int, limits: Limits, budgets: list, label: str) -> None:
         store.close()
 
 
-if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+def main(n: int) -> None:
     big = 10**9
     bench(n, Limits(rpm=big), [], "rpm only")
     bench(n, Limits(rpm=big, rpd=big, tpm=big, tpd=big, concurrency=big), [],
@@ -60,3 +68,17 @@ if __name__ == "__main__":
     bench(n, Limits(rpm=big, rpd=big, tpm=big, tpd=big, concurrency=big),
           [Budget("key:1", Decimal(big), "month"), Budget("team:x", Decimal(big), "day")],
           "all limits + 2 budgets (typical key+team)")
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if a != "--redis"]
+    count = int(args[0]) if args else 20000
+    if "--redis" in sys.argv:
+        from pathlib import Path
+
+        from tests.support.servers import redis_server
+        with tempfile.TemporaryDirectory() as root, redis_server(Path(root)) as server:
+            REDIS_URL = server.url
+            main(count)
+    else:
+        main(count)

@@ -182,7 +182,7 @@ def test_registry_covers_all_types_with_consistent_classes():
         assert set(cls.optional_secret_fields) <= set(cls.secret_fields)
     assert registry.PROVIDER_TYPES == [(t, c.label) for t, c in registry.ADAPTERS.items()]
     assert registry.ADAPTERS["azure-openai"].config_fields == (
-        "deployment", "embeddings_deployment", "resource")
+        "deployment", "embeddings_deployment", "resource", "responses_api")
     assert registry.ADAPTERS["bedrock"].config_fields == ("region",)
     assert registry.ADAPTERS["bedrock"].secret_fields == (
         "aws_access_key_id", "aws_secret_access_key", "aws_session_token")

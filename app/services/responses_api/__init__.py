@@ -2,7 +2,10 @@
 accounting: exactly one usage record, endpoint "responses"), plus stored responses.
 
 The Responses body is translated into the internal chat body and handed to ``Proxy.chat``; its
-JSON answer or SSE stream is translated back. Storage: only with ``store: true`` (this gateway's
+JSON answer or SSE stream is translated back. A deployment whose adapter speaks the Responses API
+itself (OpenAI, Azure's v1 surface, compatible servers configured so) gets the client's body
+instead and its answer is passed through (``result.dialect``); routing, limits, budgets and
+accounting are the same either way. Storage: only with ``store: true`` (this gateway's
 default is not to store: "stateless first"; see README), in ``stored_responses``, per key.
 """
 from __future__ import annotations
@@ -10,11 +13,12 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, Iterator
 
 from app.extensions import db
 from app.models import StoredResponse, utcnow
 from app.providers.common import dumps, loads
+from app.providers.openai_responses import DIALECT
 from app.services.completions import Call, JSONResult, Proxy, ProxyError, StreamResult
 from app.services.runtime import Snapshot
 
@@ -135,21 +139,80 @@ def prune(days: int, batch: int = 5000) -> int:
 
 
 # ------------------------------------------------------------------------------ the flow
+def native_body(body: dict[str, Any], past: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The body for a deployment that speaks the Responses API itself: the client's, with a
+    stored chain expanded into ``input`` (the upstream stores nothing: see openai_responses).
+    Replayed items lose their upstream ids (not stored there) and reasoning items without
+    ``encrypted_content`` (the upstream could not resolve them)."""
+    if not past:
+        return body
+    replay = [{k: v for k, v in item.items() if k != "id"} for item in past
+              if not (item.get("type") == "reasoning" and not item.get("encrypted_content"))]
+    return {**body, "input": replay + t.input_items(body)}
+
+
+def _own(resp: dict[str, Any], resp_id: str, store: bool, prev: str | None) -> None:
+    """A passed-through response under the gateway's id (stored responses are the gateway's:
+    an upstream id is neither stored there nor guaranteed unique across providers)."""
+    resp["id"], resp["store"], resp["previous_response_id"] = resp_id, store, prev
+
+
+def _native_events(chunks, resp_id: str, store: bool, prev: str | None,
+                   on_final) -> Iterator[bytes]:
+    """A native Responses stream with the response snapshots made the gateway's own (``_own``);
+    the finished response is handed to ``on_final``."""
+    final = None
+    try:
+        for piece in chunks:
+            if piece.startswith(b"event: response.") and b"\ndata: " in piece:
+                head, _, data = piece.partition(b"\ndata: ")
+                try:
+                    ev = loads(data)
+                except ValueError:
+                    ev = None
+                resp = ev.get("response") if isinstance(ev, dict) else None
+                if isinstance(resp, dict):
+                    _own(resp, resp_id, store, prev)
+                    if ev.get("type") in ("response.completed", "response.incomplete"):
+                        final = resp
+                    piece = head + b"\ndata: " + dumps(ev) + b"\n\n"
+            yield piece
+        if final is not None:
+            on_final(final)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
 def create(proxy: Proxy, snap: Snapshot, call: Call, body: dict[str, Any],
            headers=None) -> JSONResult | StreamResult:
-    """One Responses API call through the chat flow."""
+    """One Responses API call through the chat flow (passed through to deployments that speak
+    the Responses API natively, translated for the others)."""
     call.model_name = body.get("model") if isinstance(body.get("model"), str) else None
     try:
         t.validate(body)
         prev = body.get("previous_response_id")
-        chat = t.to_chat(body, history(call.key.id, prev) if prev else None)
+        past = history(call.key.id, prev) if prev else None
+        chat = t.to_chat(body, past)
+        native = native_body(body, past)
     except ProxyError as err:
         return proxy.fail(call, err)
     store = body.get("store") is True
     from flask import current_app
     app = current_app._get_current_object()
     resp_id = t.new_id("resp")
-    result = proxy.chat(snap, call, chat, headers)
+    result = proxy.chat(snap, call, chat, headers, native=(DIALECT, native))
+    if result.dialect == DIALECT:
+        if isinstance(result, StreamResult):
+            return StreamResult(_native_events(result.chunks, resp_id, store, prev,
+                                               lambda r: store and save(app, snap, call, body, r)),
+                                result.headers)
+        obj = loads(result.body)
+        _own(obj, resp_id, store, prev)
+        if store:
+            save(app, snap, call, body, obj)
+        return JSONResult(200, dumps(obj), result.headers)
     model = call.route.name if call.route is not None else body["model"]
     envelope = t.envelope(body, resp_id, int(time.time()), model, store)
     if isinstance(result, JSONResult):

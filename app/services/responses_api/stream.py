@@ -12,12 +12,13 @@ import copy
 from typing import Any, Iterator
 
 from app.providers.common import dumps
+from app.providers.forwarding import frame
 
 from . import translate as t
 
 
 def sse(event: dict[str, Any]) -> bytes:
-    return b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n"
+    return frame(event["type"], dumps(event))
 
 
 class EventWriter:
