@@ -8,6 +8,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from app import dbtext  # noqa: F401  (binds text every database can store)
 from app.config import BASE_DIR, load_config
 from app.extensions import csrf, db, login_manager, migrate
 

@@ -87,6 +87,10 @@ def pg_server(tmp_path_factory):
 
 def _dispose(app) -> None:
     from app.extensions import db
+    writer = app.extensions.get("gateway_usage_writer")
+    if writer is not None:  # what is left is written now, not by atexit once the DB is gone
+        writer.flush()
+        writer.pending.clear()
     with app.app_context():
         db.session.remove()
         for engine in db.engines.values():

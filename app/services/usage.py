@@ -94,6 +94,14 @@ class UsageWriter:
                 except Exception as exc:
                     from app.metrics import USAGE_WRITE_FAILURES
                     USAGE_WRITE_FAILURES.inc()
+                    if not _transient(exc):
+                        # the DB refused a row, not the batch: write the rows one by one so
+                        # the others land and only the refused one is dropped (and counted)
+                        written, stopped = self._write_rows(batch, exc)
+                        total += written
+                        if stopped:
+                            break
+                        continue
                     # the driver's message only: SQLAlchemy's own text carries the statement's
                     # parameters (owners, request metadata), which must not reach the logs
                     log.error("usage batch of %d not written (%s); keeping it for retry (%d pending)",
@@ -106,8 +114,35 @@ class UsageWriter:
             self.written += total
             return total
 
+    def _write_rows(self, batch: list[dict[str, Any]], first: BaseException) -> tuple[int, bool]:
+        """(rows written, whether the database became unavailable meanwhile)."""
+        from app.metrics import USAGE_DROPPED, USAGE_PENDING
+        written = 0
+        for i, row in enumerate(batch):
+            try:
+                with self.app.app_context():
+                    self._write([row])
+            except Exception as exc:
+                if _transient(exc):  # the DB itself went away meanwhile: keep the rest
+                    self.pending.extendleft(reversed(batch[i:]))
+                    log.error("usage batch of %d not written (%s); keeping it for retry "
+                              "(%d pending)", len(batch) - i, _describe(exc), len(self.pending))
+                    return written, True
+                self.dropped += 1
+                USAGE_DROPPED.inc()
+                USAGE_PENDING.dec()
+                log.error("usage record %s refused by the database (%s); dropped (%d so far)",
+                          row.get("request_id") or "-", _describe(exc), self.dropped)
+                continue
+            USAGE_PENDING.dec()
+            written += 1
+        log.warning("usage batch of %d written row by row after %s: %d written",
+                    len(batch), _describe(first), written)
+        return written, False
+
     @staticmethod
     def _write(batch: list[dict[str, Any]]) -> None:
+        batch = [_fit(row) for row in batch]
         try:
             # copies without the body: a batch the DB refuses is kept (bodies included) for retry
             bodies = [(row.get("request_id"), row.get("created_at"), row["_body"])
@@ -134,6 +169,32 @@ class UsageWriter:
             raise
         finally:
             db.session.remove()
+
+
+def _transient(exc: BaseException) -> bool:
+    """The database is unavailable (down, locked, read-only, disk full, connection lost), as
+    opposed to refusing these rows' values: retrying the same batch later can succeed."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
+    if isinstance(exc, (OperationalError, InterfaceError)) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        return True
+    return not isinstance(exc, (StatementError, UnicodeError, ValueError, TypeError))
+
+
+_LENGTHS: dict[str, int] | None = None
+
+
+def _fit(row: dict[str, Any]) -> dict[str, Any]:
+    """Strings cut to their column's length (PostgreSQL refuses a longer value where SQLite keeps
+    it): a 5,000-character model name in a failed request is recorded, cut, not refused."""
+    global _LENGTHS
+    if _LENGTHS is None:
+        _LENGTHS = {c.name: c.type.length for c in UsageRecord.__table__.columns
+                    if getattr(c.type, "length", None)}
+    long = [k for k, n in _LENGTHS.items() if isinstance(row.get(k), str) and len(row[k]) > n]
+    if not long:
+        return row
+    return {**row, **{k: row[k][:_LENGTHS[k]] for k in long}}
 
 
 def _describe(exc: BaseException) -> str:
