@@ -192,7 +192,7 @@ class RedisCacheStore(Store):
         self.prefix = prefix
         self.grace_ms = int(grace_ms)
         self.prune_every = max(1, int(prune_every))
-        self.guard = guard or Guard("cache", retry_every)
+        self.guard = guard or Guard("cache", retry_every, meanwhile="lookups miss and nothing is stored")
         self._keys = [prefix + "idx", prefix + "lru", prefix + "exp", prefix + "meta"]
         self._puts = 0
         from redis.commands.core import Script

@@ -6,13 +6,12 @@ enforces them **per process during the outage** (N workers let up to N times a l
 and budgets start from zero locally); requests keep flowing. ``failure="closed"``:
 :meth:`admit` raises :class:`StoreUnavailable` and the caller refuses the request (503).
 
-* An outage starts with the first call that fails with one of ``errors`` (redis-py's
-  ``RedisError``: ConnectionError, TimeoutError, ...): one warning is logged (the exception's
-  type and text, never the URL, which may carry a password) and ``on_state(False)`` called.
-* While it lasts the shared store is tried again at most every ``probe_every`` seconds (by one
-  caller; the others go straight to the fallback), not per request. The first call that
-  succeeds ends the outage (``on_state(True)``, one info line).
-* ``on_error(exc)`` is called for every failed call (the metrics counter).
+* The outage state machine is :class:`app.redisguard.Guard` (shared with the cache, breaker and
+  notification stores): one warning when an outage starts (never the URL, which may carry a
+  password), the shared store left alone for ``probe_every`` seconds then probed by one caller
+  (the others go straight to the fallback), one line when it answers again.
+* ``on_error(exc)`` is called for every failed call and ``on_state(up)`` on each change (the
+  metrics ``gateway_redis_failures_total{store}`` / ``gateway_redis_up{store}`` by default).
 * Tickets handed out by the fallback start with ``local:``; their settle/release go to the
   fallback, whatever the shared store's state by then. Settles and releases of shared-store
   tickets that fail are kept (up to ``backlog``) and replayed once the store answers again;
@@ -23,12 +22,13 @@ and budgets start from zero locally); requests keep flowing. ``failure="closed"`
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections import deque
 from decimal import Decimal
 from typing import Callable, Sequence
+
+from app.redisguard import Guard, describe  # noqa: F401  (describe: re-exported)
 
 from . import core
 from .core import Admission, Budget, Limits
@@ -37,7 +37,6 @@ from .memory import MemoryStore
 log = logging.getLogger(__name__)
 
 LOCAL = "local:"
-_CREDENTIALS = re.compile(r"(\w+://)[^@/\s]*@")
 
 
 class StoreUnavailable(Exception):
@@ -53,12 +52,6 @@ def _default_errors() -> tuple[type[BaseException], ...]:
     return (redis.exceptions.RedisError, OSError)
 
 
-def describe(exc: BaseException) -> str:
-    """``ConnectionError: Error 111 connecting to ...`` with any ``user:password@`` removed."""
-    text = _CREDENTIALS.sub(r"\1***@", str(exc))
-    return f"{type(exc).__name__}: {text}"[:300]
-
-
 class FailoverStore(core.Store):
     def __init__(self, primary: core.Store, *, failure: str = "open",
                  fallback: core.Store | None = None, lease_ttl: float = 900.0,
@@ -72,67 +65,36 @@ class FailoverStore(core.Store):
         self.primary = primary
         self.failure = failure
         self.fallback = fallback or MemoryStore(lease_ttl=lease_ttl, strict_tokens=strict_tokens)
-        self.probe_every = probe_every
         self.name = name
         self.errors = errors or _default_errors()
-        self.on_error = on_error
-        self.on_state = on_state
-        self.clock = clock
         self.backlog: deque = deque(maxlen=backlog)
         self.dropped = 0
-        self.down = False
-        self._reported: bool | None = None      # last state given to on_state
-        self._next_probe = 0.0
         self._lock = threading.Lock()
+        self.guard = Guard(name, probe_every, clock, logger=log,
+                           meanwhile="limits are enforced per process" if failure == "open"
+                           else "requests are refused", restored="shared limits restored",
+                           on_error=on_error, on_state=on_state)
 
-    # --- the outage state machine ---------------------------------------------------------------
+    @property
+    def down(self) -> bool:
+        return self.guard.down
+
     def _primary(self, op, *args):
         """``op(*args)`` on the shared store, or :class:`_Down` (outage, not probing now)."""
-        if self.down:
-            with self._lock:
-                now = self.clock()
-                if now < self._next_probe:
-                    raise _Down
-                self._next_probe = now + self.probe_every      # this caller probes
+        if not self.guard.available():
+            raise _Down
         try:
             if self.backlog:            # what failed earlier goes first
                 self._replay()
             result = op(*args)
         except self.errors as exc:
-            self._failed(exc)
+            self.guard.failed(exc)
             raise _Down from exc
         except core.Denied:         # a refusal is an answer: the store is up
-            if self.down or self._reported is None:
-                self._recovered()
+            self.guard.ok()
             raise
-        if self.down or self._reported is None:
-            self._recovered()
+        self.guard.ok()
         return result
-
-    def _failed(self, exc: BaseException) -> None:
-        if self.on_error is not None:
-            self.on_error(exc)
-        with self._lock:
-            self._next_probe = self.clock() + self.probe_every
-            if self.down:
-                return
-            self.down = True
-        log.warning("%s store unreachable (%s); %s until it answers again", self.name,
-                    describe(exc), "limits are enforced per process" if self.failure == "open"
-                    else "requests are refused")
-        self._report(False)
-
-    def _recovered(self) -> None:
-        with self._lock:
-            was_down, self.down = self.down, False
-        if was_down:
-            log.warning("%s store answers again; shared limits restored", self.name)
-        self._report(True)
-
-    def _report(self, up: bool) -> None:
-        if self.on_state is not None and self._reported is not up:
-            self._reported = up
-            self.on_state(up)
 
     def _replay(self) -> None:
         with self._lock:

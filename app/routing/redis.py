@@ -88,7 +88,8 @@ class RedisBreakerStore(BreakerStore):
         self.read_ttl = float(read_ttl)
         self.keep_s = float(keep_s)
         self.keep_disabled_s = float(keep_disabled_s)
-        self.guard = guard or Guard("breaker", retry_every)
+        self.guard = guard or Guard("breaker", retry_every, meanwhile="breaker state is kept per process",
+                                     restored="breaker state is shared again")
         self.local = MemoryBreakerStore()       # the fallback while Redis is unavailable
         self._cache: dict[int, tuple[float, BreakerRow | None]] = {}
         self._raw: dict[int, bytes | None] = {}     # the last stored value seen, per dep_id

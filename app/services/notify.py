@@ -82,7 +82,7 @@ class Subscriber:
         self.url = url
         self.pid = os.getpid()
         self.caches: weakref.WeakSet = weakref.WeakSet()
-        self.guard = Guard("pubsub")
+        self.guard = Guard("pubsub", meanwhile="config changes are picked up by polling")
         self.connected = threading.Event()        # subscribed right now (for tests, health)
         self.received = 0
         self._stop = threading.Event()

@@ -224,12 +224,9 @@ def make_gate_store(app):
         return make_store(url, lease_ttl=cfg["LIMITS_LEASE_TTL"])
     # every host judged by Redis' clock (app/limits/redis.py)
     store = make_store(url, lease_ttl=cfg["LIMITS_LEASE_TTL"], clock="server")
-    from app import metrics
     from app.limits import FailoverStore
-    return FailoverStore(
-        store, failure=cfg.get("REDIS_FAILURE") or "open", lease_ttl=cfg["LIMITS_LEASE_TTL"],
-        name="limits", on_error=lambda exc: metrics.REDIS_FAILURES.labels("limits").inc(),
-        on_state=lambda up: metrics.REDIS_UP.labels("limits").set(1 if up else 0))
+    return FailoverStore(store, failure=cfg.get("REDIS_FAILURE") or "open",
+                         lease_ttl=cfg["LIMITS_LEASE_TTL"], name="limits")  # metrics: its Guard
 
 
 def gate() -> Gate:

@@ -120,7 +120,7 @@ def test_fail_open_keeps_limits_per_process_and_reports_metrics(gw_client, opena
     text = gw_client.get("/metrics").get_data(as_text=True)
     assert metric(text, "gateway_redis_up") == 0.0
     assert metric(text, "gateway_redis_failures_total") == failures_before + 1   # no probe yet
-    warnings = [r.getMessage() for r in caplog.records if "store unreachable" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records if "limits store unreachable" in r.getMessage()]
     assert len(warnings) == 1 and "per process" in warnings[0]
     assert "redis://" not in warnings[0]
 
