@@ -1,7 +1,7 @@
-"""Overview: counts, health summary, recent changes, the usage placeholder."""
+"""Overview: counts, health summary, recent changes, the last 24 hours of usage."""
 from __future__ import annotations
 
-from .helpers import text
+from .helpers import element, squash, text
 
 
 def test_overview_empty_shows_onboarding(admin_client):
@@ -28,6 +28,31 @@ def test_overview_counts_and_health(admin_client, make_provider, make_model, app
     assert "active of 2" in body
     assert "1 unhealthy" in body and "Acme AI" in body
     assert "Recent changes" in body and "revoke" in body
+
+
+def test_overview_usage_panel_shows_the_last_day(admin_client, app):
+    import re
+    from datetime import timedelta
+
+    from app.models import utcnow
+
+    from .test_usage import rec, write
+    body = text(admin_client.get("/"))
+    assert "No requests in the last 24 hours" in squash(element(body, "usage-panel"))
+    now = utcnow()
+    write(app, [rec(now - timedelta(hours=1), model="busy-model", cost="0.25"),
+                rec(now - timedelta(hours=2), model="busy-model", cost="0.25", status=500,
+                    error_class="upstream_error"),
+                rec(now - timedelta(hours=3), model="quiet-model", cost="0.5"),
+                rec(now - timedelta(hours=30), model="quiet-model", cost="9")])  # the day before
+    html = element(text(admin_client.get("/")), "usage-panel")
+    panel = squash(re.sub(r"<[^>]+>", " ", html))
+    assert "No requests" not in panel
+    assert "Requests 3" in panel and "$1.00" in panel          # the last 24 hours only
+    assert panel.index("busy-model") < panel.index("quiet-model")   # busiest first
+    assert "50.00%" in panel                                   # busy-model: 1 error in 2
+    assert "▼" in panel                                        # cost: $1.00 against $9.00
+    assert 'href="/usage?range=24h"' in html and 'href="/requests?model=busy-model"' in html
 
 
 def test_overview_for_viewer(viewer_client):
