@@ -41,11 +41,7 @@ def register(app: Flask) -> None:
         if role == "team_admin" and not teams:
             _fail(ServiceError("a team_admin needs at least one --team"))
         try:
-            user = users.create(username, password, role, actor="cli")
-            if role == "team_admin":
-                from app.extensions import db
-                user.teams = sorted(set(teams))
-                db.session.commit()
+            users.create(username, password, role, actor="cli", teams=sorted(set(teams)))
         except ServiceError as exc:
             _fail(exc)
         click.echo(f"created {role} '{username}'" + (f" for team(s) {', '.join(sorted(set(teams)))}"

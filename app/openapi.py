@@ -555,6 +555,9 @@ def _schemas() -> dict[str, Any]:
                       "updated_at"], additional=False)
     s["TeamList"] = _list_of("Team")
 
+    # ---- users
+    s.update(_user_schemas())
+
     # ---- groups
     s["GroupInput"] = {"type": "object", "properties": {
         "strategy": enum(STRATEGIES, "How a deployment is chosen.", "priority"),
@@ -635,6 +638,99 @@ def _schemas() -> dict[str, Any]:
 
     s.update(_usage_schemas())
     s.update(_openai_schemas())
+    return s
+
+
+def _user_schemas() -> dict[str, Any]:
+    """Console users. Unlike the other admin bodies these are strict: unknown fields, other
+    types and untrimmed text are refused (422), exactly as app/services/users.py does."""
+    from app.models.user import ROLES
+    from app.services import users as u
+
+    def exact(pattern: str) -> dict:
+        # `$` also matches before a final newline in Python's re: say "no newline" as well
+        return {"pattern": f"^{pattern}$", "not": {"pattern": "\n"}}
+
+    username = {"type": "string", "minLength": 1, "maxLength": u.USERNAME_MAX,
+                **exact(u.USERNAME_PATTERN),
+                "description": f"1-{u.USERNAME_MAX} ASCII letters, digits and . _ @ + -, starting "
+                               "with a letter or digit; unique ignoring case (409 user_exists). "
+                               "Not trimmed. Cannot be changed later."}
+    email = {"anyOf": [{"type": "string", "maxLength": u.EMAIL_MAX, **exact(u.EMAIL_PATTERN)},
+                       {"const": "", "description": "No e-mail address."},
+                       {"type": "null", "description": "No e-mail address."}],
+             "description": f"An address such as ops@example.com (no spaces, at most "
+                            f"{u.EMAIL_MAX} characters)."}
+    password = {"type": "string", "minLength": u.MIN_PASSWORD, "maxLength": u.MAX_PASSWORD,
+                "pattern": "\\S", "not": {"pattern": u.PASSWORD_CONTROL}, "writeOnly": True,
+                "description": f"{u.MIN_PASSWORD}-{u.MAX_PASSWORD} characters, not only whitespace, "
+                               "no control characters (tabs, line breaks). Stored as a hash, never "
+                               "returned."}
+    teams = {"type": "array", "maxItems": u.MAX_TEAMS, "uniqueItems": True,
+             "items": {"type": "string", "minLength": 1, "maxLength": u.TEAM_NAME_MAX},
+             "description": "team_admin: the teams whose keys and usage the user manages (at "
+                            "least one); every other role: none ([] or left out). A name the "
+                            "user does not have yet must be an existing team (422 otherwise)."}
+    role = enum(ROLES, "admin: everything; operator: runs the gateway (no users, settings or "
+                       "teams changes); viewer: reads; team_admin: their teams' keys and usage.")
+    s: dict[str, Any] = {}
+    s["UserCreate"] = {
+        "type": "object", "required": ["username", "role"], "additionalProperties": False,
+        "properties": {"username": username, "role": role, "teams": teams, "email": email,
+                       "password": {"anyOf": [password, {"type": "null"}],
+                                    "description": f"{password['description']} Left out or null: "
+                                                   "a strong one is generated and returned once "
+                                                   "(as `password` in the response)."}},
+        "allOf": [{"if": {"properties": {"role": {"const": "team_admin"}}},
+                   "then": {"required": ["teams"], "properties": {"teams": {"minItems": 1}}},
+                   "else": {"properties": {"teams": {"maxItems": 0}}}}],
+        "description": "A local account (single-sign-on accounts are made by signing in)."}
+    s["UserUpdate"] = {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "role": role,
+            "teams": {**teams, "description": teams["description"] + " Left out: a team_admin "
+                      "keeps their teams; a change to another role drops them."},
+            "email": email,
+            "password": {**password, "description": password["description"] + " Refused (422) "
+                         "for a single-sign-on account."},
+            "generate_password": {"type": "boolean", "description": "true: set a new generated "
+                                  "password, returned once as `password` (not with `password`)."},
+            "unlock": {"type": "boolean", "description": "true: lift a sign-in lockout and reset "
+                       "the failed sign-in count."}},
+        "allOf": [
+            {"if": {"required": ["role"], "properties": {"role": {"const": "team_admin"}}},
+             "then": {"properties": {"teams": {"minItems": 1}}},
+             "else": {"if": {"required": ["role"]},
+                      "then": {"properties": {"teams": {"maxItems": 0}}}}},
+            {"if": {"required": ["password", "generate_password"]},
+             "then": {"properties": {"generate_password": {"const": False}}}}],
+        "description": "Only the fields sent change. A change of role, teams or password ends "
+                       "the user's console sessions. The last admin cannot be demoted (409 "
+                       "last_admin). Role, teams and e-mail of a single-sign-on account are "
+                       "set again from the identity provider at its next sign-in."}
+    user = {
+        "id": {"type": "integer"}, "username": {"type": "string"}, "role": enum(ROLES),
+        "teams": {"type": "array", "items": {"type": "string"},
+                  "description": "team_admin's teams ([] for other roles)."},
+        "email": {"type": ["string", "null"]},
+        "sso": {"type": "boolean", "description": "Signs in with single sign-on (no local "
+                                                  "password)."},
+        "issuer": {"type": ["string", "null"], "description": "The identity provider of a "
+                                                            "single-sign-on account."},
+        "last_login_at": iso_out(null=True),
+        "locked": {"type": "boolean", "description": "Locked out after too many failed "
+                                                     "sign-ins (PATCH unlock: true lifts it)."},
+        "created_at": iso_out()}
+    required = list(user)
+    s["User"] = _obj(user, required, "A console user (never a password or its hash).", False)
+    shown = {"type": "string", "minLength": u.MIN_PASSWORD,
+             "description": "The generated password: shown only in this response."}
+    s["UserCreated"] = _obj({**user, "password": shown}, required,
+                            "The new user; `password` only when it was generated.", False)
+    s["UserUpdated"] = _obj({**user, "password": shown}, required,
+                            "The user; `password` only with generate_password: true.", False)
+    s["UserList"] = _list_of("User", "Ordered by username.")
     return s
 
 
@@ -1037,7 +1133,8 @@ ERRORS = {
     "404": "No such resource (code not_found or <thing>_not_found, e.g. model_not_found).",
     "405": "The method is not allowed on this path (e.g. an id segment that is not an integer "
            "resolves to the collection path).",
-    "409": "Conflicts with an existing resource (provider_exists, model_exists, team_exists).",
+    "409": "Conflicts with an existing resource (provider_exists, model_exists, team_exists, "
+           "user_exists), or would leave no admin (last_admin).",
     "413": "The body is larger than the gateway's limit (GATEWAY_MAX_BODY_BYTES).",
     "415": "Content-Type is not JSON.",
     "422": "A field failed validation (code validation_error; `param` names the field).",
@@ -1304,6 +1401,23 @@ def _paths() -> dict[str, Any]:
                         errors=("404", "409"), body="TeamUpdate"),
         "delete": _admin("deleteTeam", "Delete a team", "Teams", ok("Deleted", "Deleted."),
                          errors=("404",))}
+    uid = [_id_param("user_id", "user")]
+    p[f"{A}/users"] = {
+        "get": _admin("listUsers", "List console users", "Users", ok("UserList")),
+        "post": _admin("createUser", "Create a console user", "Users",
+                       ok("UserCreated", "Created; `password` is the generated password when "
+                                         "none was sent, shown only now.", "201"),
+                       errors=("409",), body="UserCreate")}
+    p[f"{A}/users/{{user_id}}"] = {
+        "parameters": uid,
+        "get": _admin("getUser", "Get a console user", "Users", ok("User"), errors=("404",)),
+        "patch": _admin("updateUser", "Change a console user", "Users", ok("UserUpdated"),
+                        errors=("404", "409"), body="UserUpdate"),
+        "delete": _admin("deleteUser", "Delete a console user", "Users", ok("Deleted", "Deleted."),
+                         errors=("404", "409"),
+                         description="Ends the user's sessions, revokes their playground key "
+                                     "and deletes their playground conversations. The last "
+                                     "admin cannot be deleted (409 last_admin).")}
     gname = [{"name": "name", "in": "path", "required": True,
               "description": "The public model name (may contain single slashes; at most 200 "
                              "characters, trimmed; not blank).",
@@ -1465,7 +1579,8 @@ and `null` or `""` for "not set"; booleans also take true/false/yes/no/on/off/y/
 lists of strings also take one comma- or newline-separated string; text is trimmed before its
 length is checked, and blank text counts as not given. The first branch of each `anyOf` is the
 canonical form. Unknown fields are ignored, except in `limits` and in the settings document
-(422).
+(422). The console-user bodies (/api/admin/users) are strict instead: no unknown fields, no
+lenient forms, no trimming (422 otherwise).
 """
 
 
@@ -1486,6 +1601,7 @@ def _document() -> dict[str, Any]:
             {"name": "OpenAI-compatible", "description": "/v1: use any OpenAI SDK with a "
                                                          "gateway key as its API key."},
             {"name": "Providers"}, {"name": "Models"}, {"name": "Keys"}, {"name": "Teams"},
+            {"name": "Users", "description": "Console users (admin keys only)."},
             {"name": "Routing"}, {"name": "Settings"}, {"name": "Cache"}, {"name": "Usage"},
             {"name": "Meta"},
         ],

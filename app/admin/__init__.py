@@ -11,7 +11,8 @@ from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
 from app.admin import (access, audit, auth, cache, filters, groups, health, keys, models,
-                       overview, playground, providers, requests, settings, sso, teams, usage)
+                       overview, playground, providers, requests, settings, sso, teams, usage,
+                       users)
 from app.admin.htmx import is_fragment_request
 from app.extensions import db, login_manager
 from app.models import User
@@ -23,8 +24,8 @@ bp.add_url_rule("/login", "login", access.public(auth.login), methods=("GET", "P
 bp.add_url_rule("/login/sso", "sso_login", access.public(sso.start))
 bp.add_url_rule("/login/sso/callback", "sso_callback", access.public(sso.callback))
 bp.add_url_rule("/logout", "logout", access.any_role(auth.logout), methods=("POST",))
-for child in (providers.bp, models.bp, keys.bp, teams.bp, groups.bp, settings.bp, health.bp,
-              usage.bp, requests.bp, cache.bp, audit.bp, playground.bp):
+for child in (providers.bp, models.bp, keys.bp, teams.bp, users.bp, groups.bp, settings.bp,
+              health.bp, usage.bp, requests.bp, cache.bp, audit.bp, playground.bp):
     bp.register_blueprint(child)
 filters.register(bp)
 

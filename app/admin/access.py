@@ -7,7 +7,8 @@ for everybody (admin included): default deny, so a new route cannot be forgotten
 Roles:
   admin       everything
   operator    providers, models, routing, keys, health, usage, request logs, cache; reads the
-              rest (settings, teams, audit) but cannot change users, settings or teams
+              rest (settings, teams, audit) but cannot change settings or teams, and neither
+              sees nor changes console users
   viewer      reads everything a console user can see, changes nothing
   team_admin  keys and usage of their own team(s) only (lists filtered, other teams' keys 404)
 
@@ -72,6 +73,8 @@ ops_form = allow(("operator",), ("operator",), label="ops_form")
 admin_area = allow(STAFF, (), label="admin_area")
 # admin-only forms (GET included)
 admin_only = allow((), (), label="admin_only")
+# console users (accounts, roles, e-mail addresses, lockouts): admins only, reads included
+users = allow((), (), label="users")
 # keys: operators, and team admins for their own team's keys
 keys = allow(STAFF + ("team_admin",), ("operator", "team_admin"), label="keys")
 keys_form = allow(("operator", "team_admin"), ("operator", "team_admin"), label="keys_form")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from app.models import utcnow
 from app.providers.registry import PRESETS, PROVIDER_TYPES
@@ -149,6 +150,16 @@ def diff_items(diff: dict | None) -> list[tuple[str, str | None, str]]:
     return rows
 
 
+def issuer_host(issuer: str | None) -> str:
+    """https://login.example.com/realms/x -> login.example.com (a user's sign-in column)."""
+    if not issuer:
+        return ""
+    try:
+        return urlsplit(issuer).hostname or issuer
+    except ValueError:
+        return issuer
+
+
 def type_label(provider) -> str:
     """"Groq" for a preset, "Azure OpenAI" for a type: what an operator recognises."""
     preset = (provider.config or {}).get("preset")
@@ -162,5 +173,6 @@ def register(bp) -> None:
                        ("thousands", thousands), ("diff_items", diff_items),
                        ("type_label", type_label), ("usd", usd), ("duration", duration),
                        ("limits_text", limits_text), ("budget_meter", budget_meter),
+                       ("issuer_host", issuer_host),
                        ("limit_meter", limit_meter)):
         bp.add_app_template_filter(func, name)

@@ -387,3 +387,67 @@ class TeamForm(BudgetFields, FlaskForm):
 
 
 TEAM_ALIASES = {"budget": "budget_amount"}
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+ROLE_HELP = (("viewer", "Viewer — reads the console, changes nothing"),
+             ("operator", "Operator — providers, models, routing, keys, health, cache"),
+             ("team_admin", "Team admin — keys and usage of their own team(s)"),
+             ("admin", "Admin — everything, including users, settings and teams"))
+
+
+class UserFields:
+    """Role, teams and e-mail: what both the new-user and the edit form change."""
+
+    role = SelectField("Role", choices=options(ROLE_HELP), default="viewer")
+    teams = MultiCheckboxField("Teams", choices=[],
+                               description="Team admins manage the keys and usage of these teams.")
+    email = StringField("E-mail", [Optional(), Length(max=255)],
+                        render_kw={"autocomplete": "off", "spellcheck": "false",
+                                   "inputmode": "email"})
+
+    def set_team_choices(self, names) -> None:
+        self.teams.choices = options((n, n) for n in names)
+
+    def fields_payload(self) -> dict:
+        role = self.role.data
+        return {"role": role, "teams": list(self.teams.data or []) if role == "team_admin" else [],
+                "email": (self.email.data or "").strip() or None}
+
+
+class NewUserForm(UserFields, FlaskForm):
+    username = StringField("Username", [DataRequired(), Length(max=80)],
+                           description="Letters, digits and . _ @ + -. It cannot be changed later.",
+                           render_kw={"autocomplete": "off", "autocapitalize": "none",
+                                      "spellcheck": "false"})
+    password = PasswordField("Password", [Optional(), Length(max=200)],
+                             description="Leave blank to generate a strong password, shown once on "
+                                         "the next page. At least 8 characters.",
+                             render_kw={"autocomplete": "new-password"})
+
+    def payload(self) -> dict:
+        return {"username": (self.username.data or "").strip(), **self.fields_payload(),
+                "password": self.password.data or None}
+
+
+class EditUserForm(UserFields, FlaskForm):
+    password = PasswordField("New password", [Optional(), Length(max=200)],
+                             description="Blank keeps the current password. At least 8 characters.",
+                             render_kw={"autocomplete": "new-password"})
+    generate_password = BooleanField("Generate a new password",
+                                     description="Shown once on the next page.")
+
+    def payload(self, user) -> dict:
+        data = self.fields_payload()
+        if not user.is_sso:  # no password fields are shown for single-sign-on accounts
+            if self.password.data:
+                data["password"] = self.password.data
+            if self.generate_password.data:
+                data["generate_password"] = True
+        return data
+
+    @classmethod
+    def initial(cls, user) -> dict:
+        return {"role": user.role, "teams": list(user.teams or []) if user.role == "team_admin" else [],
+                "email": user.email}

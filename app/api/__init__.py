@@ -68,4 +68,5 @@ def body() -> dict:
 
 
 
-from app.api import cache, groups, keys, models, providers, settings, teams, usage  # noqa: E402,F401  (routes register on bp)
+from app.api import (cache, groups, keys, models, providers, settings, teams, usage,  # noqa: E402,F401
+                     users)  # (routes register on bp)

@@ -49,6 +49,11 @@ class User(UserMixin, db.Model):
         return check_password_hash(self.password_hash, password)
 
     @property
+    def is_sso(self) -> bool:
+        """Made by single sign-on: signs in at the identity provider, has no local password."""
+        return self.oidc_issuer is not None or self.password_hash == NO_PASSWORD
+
+    @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 

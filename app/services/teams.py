@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.extensions import db
-from app.models import GatewayKey, Team
-from app.services import changes
+from app.models import GatewayKey, Team, User
+from app.services import audit, changes
 from app.services import validation as v
 from app.services.errors import Conflict, NotFound
 from app.services.keys import budget_from
@@ -67,8 +67,19 @@ def update(t: Team, data: dict, actor: str) -> Team:
     if t.name != before["name"]:  # the team's keys follow it (owner is how keys join a team)
         db.session.execute(db.update(GatewayKey).where(GatewayKey.owner == before["name"])
                            .values(owner=t.name))
+        _rename_in_team_admins(before["name"], t.name, actor)
     changes.updated(t, "team", t.name, before, snapshot(t), actor)
     return t
+
+
+def _rename_in_team_admins(old: str, new: str, actor: str) -> None:
+    """Team admins of the renamed team keep managing it (their teams are team names)."""
+    for user in db.session.scalars(db.select(User).where(User.role == "team_admin")):
+        if old in (user.teams or []):
+            before = list(user.teams)
+            user.teams = list(dict.fromkeys(new if name == old else name for name in before))
+            audit.record(actor, "update", "user", user.id, user.username,
+                         {"teams": [before, user.teams]})
 
 
 def delete(t: Team, actor: str) -> None:

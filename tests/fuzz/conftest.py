@@ -94,13 +94,19 @@ def fuzz_env(app_factory):
         team = teams.create({"name": "decoy-team", "budget": {"amount_usd": "100"}},
                             actor="fuzz")
         groups.put("mini", {"strategy": "priority", "retries": 1}, actor="fuzz")
+        from app.services import users
+        console = [users.create(name, "fuzz-password-1", role, actor="fuzz", teams=teams_)
+                   for name, role, teams_ in (("fuzz-root", "admin", None),
+                                              ("fuzz-viewer", "viewer", None),
+                                              ("fuzz-ta", "team_admin", ["decoy-team"]))]
         env = FuzzEnv(
             app=app, client=app.test_client(), admin_key=admin_raw, chat_key=chat_raw, doc=doc,
             upstream=upstream,
             ids={"key_id": [admin.id, chat.id, decoy_key.id],
                  "provider_id": [up.id, decoy_p.id],
                  "model_pk": [mini.id, embed.id, decoy_m.id],
-                 "team_id": [team.id], "record_id": [1, 2, 3]},
+                 "team_id": [team.id], "record_id": [1, 2, 3],
+                 "user_id": [u.id for u in console]},
             protected={"key_id": {admin.id, chat.id}, "provider_id": {up.id},
                        "model_pk": {mini.id, embed.id}},
             decoys={"key_id": decoy_key.id, "provider_id": decoy_p.id, "model_pk": decoy_m.id},

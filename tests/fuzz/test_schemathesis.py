@@ -122,6 +122,9 @@ def steer(case, data, env) -> None:
         if case.path == "/v1/embeddings" and isinstance(model, str) and model.strip():
             if data.draw(st.integers(0, 9), label="real model") < 8:
                 body["model"] = data.draw(st.sampled_from(EMBED_MODELS))
+        if case.path.startswith("/api/admin/users") and isinstance(body.get("teams"), list) \
+                and body["teams"] and data.draw(st.booleans(), label="existing team"):
+            body["teams"] = ["decoy-team"]  # the only team: a team_admin body can then succeed
         if case.path == "/api/admin/models" and _is_id(body.get("provider_id")):
             if data.draw(st.booleans(), label="existing provider"):
                 body["provider_id"] = data.draw(st.sampled_from(env.ids["provider_id"]))

@@ -72,7 +72,8 @@ def populate(app) -> dict:
          "raw_key": raw, "group": g, "record": r, "conversation": conv}
     # plain values too: a request that removes the session detaches the objects above
     w["ids"] = {"provider_id": p.id, "model_id": m.id, "key_id": k.id, "team_id": t.id,
-                "conversation_id": conv.id, "record_id": r.id, "name": g.name}
+                "conversation_id": conv.id, "record_id": r.id, "name": g.name,
+                "user_id": viewer.id}
     return w
 
 

@@ -60,8 +60,16 @@ def poisoned(sec_app, world, api_key):
         user_id=world["admin"].id, title=payload_name("conv"), model=SCRIPT, system_prompt=IMG,
         params={}, messages=[{"role": "user", "content": SCRIPT},
                              {"role": "assistant", "content": f"**hi** {SCRIPT} {IMG} [x]({JS_URL})"}]))
+    # a single-sign-on account: its username, e-mail, teams and issuer come from the identity
+    # provider's claims, which no username rule checks
+    from app.models import User
+    from app.models.user import NO_PASSWORD
+    sso_user = User(username=payload_name("sso"), password_hash=NO_PASSWORD, role="team_admin",
+                    teams=[SCRIPT], email=IMG, oidc_issuer=f"https://idp.test/{SCRIPT}",
+                    oidc_subject="sub-xss")
+    db.session.add(sso_user)
     db.session.commit()
-    return {"provider_id": p.id, "model_id": m.id, "key_id": k.id}
+    return {"provider_id": p.id, "model_id": m.id, "key_id": k.id, "user_id": sso_user.id}
 
 
 @pytest.fixture
@@ -98,7 +106,8 @@ def test_every_page_escapes_stored_payloads(sec_app, world, poisoned):
         assert_escaped(html, url)
         seen_escaped += html.count("&lt;script&gt;") + html.count("&#34;&gt;&lt;img")
     for extra in ("/audit", "/requests", f"/requests/{_record_id()}", "/usage?group=owner",
-                  "/usage?group=key", "/playground", "/teams", "/keys", "/providers", "/models"):
+                  "/usage?group=key", "/playground", "/teams", "/keys", "/providers", "/models",
+                  "/users"):
         html = admin.get(extra).get_data(as_text=True)
         assert_escaped(html, extra)
         seen_escaped += html.count("&lt;script&gt;")
