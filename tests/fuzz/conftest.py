@@ -99,6 +99,7 @@ def fuzz_env(app_factory):
                    for name, role, teams_ in (("fuzz-root", "admin", None),
                                               ("fuzz-viewer", "viewer", None),
                                               ("fuzz-ta", "team_admin", ["decoy-team"]))]
+        decoy_user = users.create("fuzz-decoy", "fuzz-password-1", "viewer", actor="fuzz")
         env = FuzzEnv(
             app=app, client=app.test_client(), admin_key=admin_raw, chat_key=chat_raw, doc=doc,
             upstream=upstream,
@@ -107,9 +108,11 @@ def fuzz_env(app_factory):
                  "model_pk": [mini.id, embed.id, decoy_m.id],
                  "team_id": [team.id], "record_id": [1, 2, 3],
                  "user_id": [u.id for u in console]},
+            # users are kept from DELETE only (it runs before GET and PATCH): PATCH gets real ones
             protected={"key_id": {admin.id, chat.id}, "provider_id": {up.id},
-                       "model_pk": {mini.id, embed.id}},
-            decoys={"key_id": decoy_key.id, "provider_id": decoy_p.id, "model_pk": decoy_m.id},
+                       "model_pk": {mini.id, embed.id}, "user_id": {u.id for u in console}},
+            decoys={"key_id": decoy_key.id, "provider_id": decoy_p.id, "model_pk": decoy_m.id,
+                    "user_id": decoy_user.id},
             server_errors=caught)
         from app.extensions import db
         db.session.remove()

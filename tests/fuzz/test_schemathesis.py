@@ -106,7 +106,8 @@ def steer(case, data, env) -> None:
         if name in env.ids and _is_id(value):
             if aim and data.draw(st.booleans(), label=f"existing {name}"):
                 value = data.draw(st.sampled_from(env.ids[name]), label=name)
-            if case.method.upper() in MUTATING and value in env.protected.get(name, ()):
+            guarded = {"DELETE"} if name == "user_id" else MUTATING
+            if case.method.upper() in guarded and value in env.protected.get(name, ()):
                 value = env.decoys[name]
             params[name] = value
     if case.path == "/v1/models/{model_id}" and aim and data.draw(st.booleans()):
