@@ -374,7 +374,8 @@ KEY_ALIASES = {"budget": "budget_amount"}
 class TeamForm(BudgetFields, FlaskForm):
     name = StringField("Name", [DataRequired(), Length(max=120)],
                        description="Keys whose owner is exactly this name belong to the team. "
-                                   "Renaming the team does not change its keys' owner.")
+                                   "Renaming the team renames its keys' owner and its team "
+                                   "admins' team with it.")
     description = TextAreaField("Description", [Optional(), Length(max=500)], render_kw={"rows": 2})
 
     def payload(self) -> dict:
