@@ -58,6 +58,7 @@ case "${1:-start}" in
     wait "$pgpid" || pg=$?
     echo "== the database tests again, on PostgreSQL (GATEWAY_TEST_DATABASE=postgresql) =="
     if [ "$pg" = 0 ]; then tail -n 15 "$pglog"; else cat "$pglog"; fi
+    grep -E "[0-9]+ (passed|failed|error)" "$pglog" | tail -n 1 || true   # the summary, last
     [ "$pg" = 5 ] && pg=0  # the selection held no database test
     [ "$status" != 0 ] || status=$pg
     exit "$status"
