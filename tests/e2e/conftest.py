@@ -11,10 +11,7 @@ the same set of models on each (``<prefix>-chat``, ``<prefix>-embed``, ``<prefix
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,9 +20,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.processes import (FAKE_PROVIDER, children_of, clean_env, migrate_and_admin_key,
+                                     start_gunicorn, upstream, wait_until)
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-BIN = Path(sys.executable).parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
@@ -86,69 +84,6 @@ def pytest_collection_modifyitems(items):
     for item in items:  # belt and braces: every test under tests/e2e is an e2e test
         if str(item.fspath).startswith(str(HERE)):
             item.add_marker(pytest.mark.e2e)
-
-
-# ------------------------------------------------------------------------------------ helpers
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(check, timeout: float, interval: float = 0.05, what: str = "condition"):
-    """Poll `check()` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as exc:  # not up yet
-            last_exc = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}"
-                         + (f" (last error: {last_exc!r})" if last_exc else ""))
-
-
-def _tail(path: Path, n: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
-
-
-def _stop(proc: subprocess.Popen, sig=signal.SIGINT, grace: float = 10.0) -> None:
-    """Stop a process we started (and its session: gunicorn's workers)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(5)
-
-
-def children_of(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            out.append(int(entry))
-    return out
 
 
 @dataclass
@@ -230,7 +165,7 @@ class Gateway:
 
     # -- processes
     def worker_pid(self) -> int:
-        workers = children_of(self.master_pid)
+        workers = children_of(self.master_pid, zombies=True)
         assert len(workers) == 1, f"expected one gunicorn worker, found {workers}"
         return workers[0]
 
@@ -244,20 +179,8 @@ def e2e_tmp(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def fake_upstream(e2e_tmp):
     """The fake provider process; yields its base URL."""
-    port = free_port()
-    log = e2e_tmp / "fake_provider.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, str(HERE / "fake_provider.py"), "--port", str(port)],
-                                cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        def up():
-            assert proc.poll() is None, f"fake provider exited:\n{_tail(log)}"
-            return requests.get(f"{url}/_stats", timeout=1).ok
-        wait_until(up, 15, 0.1, "the fake provider")
+    with upstream(FAKE_PROVIDER, e2e_tmp / "fake_provider.log") as url:
         yield url
-    finally:
-        _stop(proc, signal.SIGTERM, 5)
 
 
 @pytest.fixture(scope="session")
@@ -266,40 +189,22 @@ def gateway(e2e_tmp, fake_upstream) -> Gateway:
     instance = e2e_tmp / "instance"
     instance.mkdir()
     db_path = instance / "gw.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update({"GATEWAY_INSTANCE_PATH": str(instance), "GATEWAY_DATABASE_URL": f"sqlite:///{db_path}",
-                "GATEWAY_CACHE_TTL": "0.2", "GATEWAY_USAGE_FLUSH_INTERVAL": "0.1",
-                "GATEWAY_HEALTH_INTERVAL": "0", "GATEWAY_WORKERS": "1", "GATEWAY_LOG_LEVEL": "warning",
-                "PYTHONUNBUFFERED": "1"})
-    flask = [str(BIN / "flask"), "--app", "wsgi"]
-    done = subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    done = subprocess.run(flask + ["create-key", "--name", "e2e-admin", "--scopes", "admin"], cwd=ROOT,
-                          env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    admin_key = done.stdout.strip().splitlines()[-1].strip()
+    env = clean_env(GATEWAY_INSTANCE_PATH=str(instance), GATEWAY_DATABASE_URL=f"sqlite:///{db_path}",
+                    GATEWAY_CACHE_TTL="0.2", GATEWAY_USAGE_FLUSH_INTERVAL="0.1",
+                    GATEWAY_HEALTH_INTERVAL="0", GATEWAY_WORKERS="1", GATEWAY_LOG_LEVEL="warning",
+                    PYTHONUNBUFFERED="1")
+    admin_key = migrate_and_admin_key(env, "e2e-admin")
 
-    port = free_port()
     log = e2e_tmp / "gunicorn.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([str(BIN / "gunicorn"), "-k", "gevent", "-w", "1",
-                                 "-b", f"127.0.0.1:{port}", "wsgi:app"],
-                                cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    server = start_gunicorn(env, workers=1, log_path=log, ready_path="/v1/models", ready_status=401)
     try:
-        def ready():
-            assert proc.poll() is None, f"gunicorn exited:\n{_tail(log)}"
-            return requests.get(f"{base}/v1/models", timeout=1).status_code == 401
-        wait_until(ready, 30, 0.1, "gunicorn")
-
-        gw = Gateway(base_url=base, fake_url=fake_upstream, admin_key=admin_key, chat_key="",
-                     db_path=db_path, master_pid=proc.pid, log_path=log,
+        gw = Gateway(base_url=server.url, fake_url=fake_upstream, admin_key=admin_key, chat_key="",
+                     db_path=db_path, master_pid=server.pid, log_path=log,
                      expect=fp.expectations(fp.Fixtures(fp.DEFAULT_FIXTURES)))
         _configure(gw)
         yield gw
     finally:
-        _stop(proc, signal.SIGINT, 15)  # SIGINT: gunicorn's quick shutdown
+        server.stop()  # SIGINT (15 s grace): gunicorn's quick shutdown
 
 
 def _configure(gw: Gateway) -> None:

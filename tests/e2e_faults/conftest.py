@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import requests
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -17,7 +15,8 @@ for extra in (HERE, ROOT / "tests" / "e2e_spend"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from spend_harness import BIN, Gateway, _base_env, free_port, stop_group, tail, wait_until  # noqa: E402
+from spend_harness import _base_env, start_gateway  # noqa: E402
+from tests.support.processes import free_port, migrate_and_admin_key, start_upstream, stop_group, tail  # noqa: E402
 
 from faults_env import BEHAVIOURS, DEADLINE, MAX_UPSTREAM, READ_TIMEOUT  # noqa: E402
 
@@ -29,9 +28,7 @@ def pytest_collection_modifyitems(items):
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again when the socket is: connection refused
+    return free_port()  # closed again once found: connection refused
 
 
 def full_backlog() -> tuple[socket.socket, list[socket.socket]]:
@@ -53,37 +50,18 @@ def full_backlog() -> tuple[socket.socket, list[socket.socket]]:
 def faults(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e_faults")
     hole, fillers = full_backlog()
-    port = free_port()
-    ulog = tmp / "fault_upstream.log"
-    with open(ulog, "wb") as fh:
-        upstream = subprocess.Popen([sys.executable, str(HERE / "fault_upstream.py"), "--port", str(port)],
-                                    stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    up_url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: requests.get(f"{up_url}/_stats", timeout=1).ok, 15, 0.1, "fault upstream")
-
+    upstream, up_url = start_upstream(HERE / "fault_upstream.py", tmp / "fault_upstream.log",
+                                      what="fault upstream")
+    gw = None
     instance = tmp / "gw"
     instance.mkdir()
     env = _base_env(instance)
     env.update({"GATEWAY_REQUEST_DEADLINE": str(DEADLINE), "GATEWAY_MAX_UPSTREAM_BYTES": str(MAX_UPSTREAM),
                 "GATEWAY_WORKERS": "2"})
-    flask = [str(BIN / "flask"), "--app", "wsgi"]
-    done = subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    done = subprocess.run(flask + ["create-key", "--name", "faults-admin", "--scopes", "admin"],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    admin_key = done.stdout.strip().splitlines()[-1].strip()
-    gport = free_port()
-    glog = tmp / "gunicorn.log"
-    with open(glog, "wb") as fh:
-        proc = subprocess.Popen([str(BIN / "gunicorn"), "-k", "gevent", "-w", "2", "-b", f"127.0.0.1:{gport}",
-                                 "--graceful-timeout", "10", "wsgi:app"], cwd=ROOT, env=env, stdout=fh,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    gw = Gateway(base_url=f"http://127.0.0.1:{gport}", port=gport, admin_key=admin_key, instance=instance,
-                 proc=proc, log_path=glog, env=env)
     try:
-        gw.wait_serving()
-        gw.wait_workers(2)
+        admin_key = migrate_and_admin_key(env, "faults-admin")
+        gw = start_gateway(instance, env, admin_key, tmp / "gunicorn.log", workers=2,
+                           args=("--graceful-timeout", "10"))
         prov = gw.admin("POST", "/providers", {"name": "faulty", "type": "openai-compatible",
                                                "api_base": f"{up_url}/v1", "api_key": "sk-fault",
                                                "connect_timeout": 1.0, "read_timeout": READ_TIMEOUT})
@@ -102,9 +80,10 @@ def faults(tmp_path_factory):
         gw.upstream_url = up_url
         yield gw
     finally:
-        stop_group(proc, signal.SIGINT, 15)
+        if gw is not None:
+            gw.stop(signal.SIGINT, 15)
         stop_group(upstream, signal.SIGTERM, 5)
         for c in fillers + [hole]:
             c.close()
-        if proc.returncode not in (0, -2, None):
-            print(tail(glog))
+        if gw is not None and gw.proc.returncode not in (0, -2, None):
+            print(tail(gw.log_path))

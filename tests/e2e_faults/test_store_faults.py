@@ -23,12 +23,9 @@ drops (gateway_usage_dropped_total) exactly -- zero here, and a bounded backlog
 from __future__ import annotations
 
 import json
-import os
 import resource
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -36,10 +33,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from spend_harness import BIN, Gateway, _base_env, free_port, pinned_connections, stop_group, wait_until
+from spend_harness import _base_env, pinned_connections, start_gateway
+from tests.support.processes import migrate_and_admin_key, start_upstream, stop_group, wait_until
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 OWNER = "canary-owner@example.org"
 CANARY = "canary-prompt-5f1e"
 
@@ -75,31 +72,16 @@ def metric(gw, name: str) -> float:
 
 
 def start_stack(tmp: Path, **extra_env):
-    port = free_port()
-    ulog = open(tmp / "fault_upstream.log", "wb")
-    upstream = subprocess.Popen([sys.executable, str(HERE / "fault_upstream.py"), "--port", str(port)],
-                                stdout=ulog, stderr=subprocess.STDOUT, start_new_session=True)
-    up_url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: requests.get(f"{up_url}/_stats", timeout=1).ok, 15, 0.1, "fault upstream")
+    upstream, up_url = start_upstream(HERE / "fault_upstream.py", tmp / "fault_upstream.log",
+                                      what="fault upstream")
     instance = tmp / "gw"
     instance.mkdir()
     env = _base_env(instance)
     env.update({"GATEWAY_WORKERS": "2", "GATEWAY_USAGE_FLUSH_INTERVAL": "0.2", **extra_env})
-    flask = [str(BIN / "flask"), "--app", "wsgi"]
-    done = subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    done = subprocess.run(flask + ["create-key", "--name", "store-admin", "--scopes", "admin"],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    admin_key = done.stdout.strip().splitlines()[-1].strip()
-    gport = free_port()
-    proc = subprocess.Popen([str(BIN / "gunicorn"), "-k", "gevent", "-w", "2", "-b", f"127.0.0.1:{gport}",
-                             "--graceful-timeout", "10", "wsgi:app"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    log = PipedLog(proc, tmp / "gunicorn.log")
-    gw = Gateway(base_url=f"http://127.0.0.1:{gport}", port=gport, admin_key=admin_key, instance=instance,
-                 proc=proc, log_path=tmp / "gunicorn.log", env=env)
-    gw.log, gw.upstream, gw.ulog = log, upstream, ulog
+    admin_key = migrate_and_admin_key(env, "store-admin")
+    gw = start_gateway(instance, env, admin_key, tmp / "gunicorn.log", workers=2,
+                       args=("--graceful-timeout", "10"), stdout=subprocess.PIPE, wait=False)
+    gw.log, gw.upstream = PipedLog(gw.proc, gw.log_path), upstream
     gw.wait_serving()
     gw.wait_workers(2)
     prov = gw.admin("POST", "/providers", {"name": "faulty", "type": "openai-compatible",
@@ -125,7 +107,6 @@ def stop_stack(gw):
     subprocess.run(["chattr", "-i", str(gw.db_path), f"{gw.db_path}-wal"], capture_output=True)
     stop_group(gw.proc, signal.SIGINT, 15)
     stop_group(gw.upstream, signal.SIGTERM, 5)
-    gw.ulog.close()
 
 
 @pytest.fixture(scope="module")

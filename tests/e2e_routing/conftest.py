@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -14,26 +12,23 @@ from pathlib import Path
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+# BIN, ROOT, free_port, wait_port: also imported from here by test_redis_two_hosts.py
+from tests.support.processes import (BIN, ROOT, Gunicorn, free_port, migrate_and_admin_key,  # noqa: F401
+                                     start_process, stop_all, wait_port)
+
 FAKE = ROOT.parent / "shared" / "bench" / "fake_upstream.py"
-BIN = Path(sys.executable).parent
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start_fake(port: int, *args: str):
+    """shared/bench/fake_upstream.py on `port`, output discarded, in pytest's own session (so
+    a test can kill it alone); wait_port(port) before use."""
+    return start_process([sys.executable, str(FAKE), "--port", str(port), *args], new_session=False)
 
 
-def wait_port(port: int, timeout: float = 15) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"port {port} never opened")
+def start_hosts(envs: list[dict], workers: int = 2) -> list[Gunicorn]:
+    """One gunicorn per env (output discarded, not in a session of their own); wait_port each."""
+    return [Gunicorn(env, workers=workers, new_session=False).start() for env in envs]
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +36,14 @@ def stack():
     tmp = Path(tempfile.mkdtemp(prefix="gw-failover-"))
     env = {**os.environ, "GATEWAY_INSTANCE_PATH": str(tmp), "GATEWAY_DATABASE_URL": f"sqlite:///{tmp}/gw.db",
            "GATEWAY_HEALTH_INTERVAL": "0", "GATEWAY_CACHE_TTL": "0.2", "GATEWAY_USAGE_FLUSH_INTERVAL": "0.2"}
-    procs = []
     ports = [free_port(), free_port()]
-    for port in ports:  # 30 ms of upstream latency so requests are in flight at the kill
-        procs.append(subprocess.Popen([sys.executable, str(FAKE), "--port", str(port), "--latency-ms", "30"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
-    admin = subprocess.run([str(BIN / "flask"), "--app", "wsgi", "create-key", "--name", "admin", "--scopes",
-                            "admin"], cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.strip()
-    gw_port = free_port()
-    gw = subprocess.Popen([str(BIN / "gunicorn"), "-k", "gevent", "-w", "2", "-b", f"127.0.0.1:{gw_port}", "wsgi:app"],
-                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.append(gw)
+    # 30 ms of upstream latency so requests are in flight at the kill
+    procs = [start_fake(port, "--latency-ms", "30") for port in ports]
     try:
+        admin = migrate_and_admin_key(env, "admin")
+        (server,) = start_hosts([env])
+        procs.append(server.proc)
+        gw_port = server.port
         for port in ports + [gw_port]:
             wait_port(port)
         base = f"http://127.0.0.1:{gw_port}"
@@ -80,13 +69,6 @@ def stack():
             time.sleep(0.05)
         yield {"base": base, "key": key, "admin": h, "upstreams": procs[:2], "deps": deps, "db": tmp / "gw.db"}
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs, signal.SIGTERM, 10, group=False)
 
 

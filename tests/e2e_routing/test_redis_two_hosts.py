@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,7 +14,8 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from tests.e2e_routing.conftest import BIN, FAKE, ROOT, free_port, wait_port
+from tests.e2e_routing.conftest import FAKE, free_port, start_fake, start_hosts, wait_port
+from tests.support.processes import migrate_and_admin_key, stop_all
 from tests.support.servers import redis_server
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -38,35 +37,17 @@ def two_hosts(tmp_path_factory):
             (tmp / name).mkdir()
             envs.append({**base_env, "GATEWAY_INSTANCE_PATH": str(tmp / name)})
         up_port = free_port()
-        procs = [subprocess.Popen([sys.executable, str(FAKE), "--port", str(up_port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        procs = [start_fake(up_port)]
         try:
-            subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
-                           env=envs[0], check=True, capture_output=True)
-            admin = subprocess.run([str(BIN / "flask"), "--app", "wsgi", "create-key", "--name",
-                                    "admin", "--scopes", "admin"], cwd=ROOT, env=envs[0],
-                                   check=True, capture_output=True, text=True).stdout.strip()
-            bases = []
-            for env in envs:
-                port = free_port()
-                procs.append(subprocess.Popen(
-                    [str(BIN / "gunicorn"), "-k", "gevent", "-w", "2", "-b", f"127.0.0.1:{port}",
-                     "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL))
-                bases.append(f"http://127.0.0.1:{port}")
-            for port in [up_port] + [int(b.rsplit(":", 1)[1]) for b in bases]:
+            admin = migrate_and_admin_key(envs[0], "admin")
+            hosts = start_hosts(envs)
+            procs += [h.proc for h in hosts]
+            for port in [up_port] + [h.port for h in hosts]:
                 wait_port(port)
-            yield {"a": bases[0], "b": bases[1], "admin": {"Authorization": f"Bearer {admin}"},
+            yield {"a": hosts[0].url, "b": hosts[1].url, "admin": {"Authorization": f"Bearer {admin}"},
                    "up_port": up_port, "redis": redis}
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-            for p in procs:
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_all(procs, signal.SIGTERM, 10, group=False)
 
 
 def chat(base, key, model, **extra):

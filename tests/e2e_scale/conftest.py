@@ -13,8 +13,8 @@ other within a second only through the Redis notification, never through polling
 """
 from __future__ import annotations
 
+import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,8 +28,8 @@ for p in (str(SPEND), str(ROOT)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from spend_harness import (BIN, IN_PRICE, OUT_PRICE, Gateway, fake_provider, fp, free_port,  # noqa: E402
-                           wait_until)
+from spend_harness import IN_PRICE, OUT_PRICE, Gateway, fake_provider, fp, start_gateway  # noqa: E402
+from tests.support.processes import clean_env, migrate_and_admin_key, wait_until  # noqa: E402
 from tests.support.servers import postgres_server, redis_server  # noqa: E402
 
 MODELS = {"scale-chat": "gpt-4o-mini"}
@@ -67,16 +67,12 @@ def scale_fake(scale_tmp) -> str:
 
 
 def host_env(instance: Path, db_url: str, redis_url: str) -> dict:
-    import os
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update({"GATEWAY_INSTANCE_PATH": str(instance), "GATEWAY_DATABASE_URL": db_url,
-                "GATEWAY_REDIS_URL": redis_url, "GATEWAY_CACHE_TTL": "30",
-                "GATEWAY_USAGE_FLUSH_INTERVAL": "0.1", "GATEWAY_HEALTH_INTERVAL": "0",
-                # every host shares the session and encryption keys (docs/deploy.md)
-                "GATEWAY_SECRET_KEY": "scale-secret", "GATEWAY_ENCRYPTION_KEYS": FERNET,
-                "GATEWAY_LOG_LEVEL": "info",
-                "PYTHONUNBUFFERED": "1"})
-    return env
+    return clean_env(GATEWAY_INSTANCE_PATH=str(instance), GATEWAY_DATABASE_URL=db_url,
+                     GATEWAY_REDIS_URL=redis_url, GATEWAY_CACHE_TTL="30",
+                     GATEWAY_USAGE_FLUSH_INTERVAL="0.1", GATEWAY_HEALTH_INTERVAL="0",
+                     # every host shares the session and encryption keys (docs/deploy.md)
+                     GATEWAY_SECRET_KEY="scale-secret", GATEWAY_ENCRYPTION_KEYS=FERNET,
+                     GATEWAY_LOG_LEVEL="info", PYTHONUNBUFFERED="1")
 
 
 class Hosts:
@@ -114,31 +110,15 @@ def hosts(scale_tmp, pg, redis_srv, scale_fake) -> Hosts:
     db_url = pg.url
     template = scale_tmp / "instance-template"
     template.mkdir()
-    env = host_env(template, db_url, redis_srv.url)
-    flask = [str(BIN / "flask"), "--app", "wsgi"]
-    done = subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    done = subprocess.run(flask + ["create-key", "--name", "scale-admin", "--scopes", "admin"],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    admin_key = done.stdout.strip().splitlines()[-1].strip()
-    import shutil
+    admin_key = migrate_and_admin_key(host_env(template, db_url, redis_srv.url), "scale-admin")
     gateways = []
-    for name in ("a", "b"):
+    for name in ("a", "b"):  # both boot at once; waited for below
         instance = scale_tmp / f"host-{name}"  # each host has its own local folder (secrets given)
         shutil.copytree(template, instance)
         henv = host_env(instance, db_url, redis_srv.url)
         henv["GATEWAY_WORKERS"] = "2"
-        port = free_port()
-        log = scale_tmp / f"gunicorn-{name}.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen([str(BIN / "gunicorn"), "-k", "gevent", "-w", "2",
-                                     "-b", f"127.0.0.1:{port}", "wsgi:app"],
-                                    cwd=ROOT, env=henv, stdout=fh, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        gw = Gateway(base_url=f"http://127.0.0.1:{port}", port=port, admin_key=admin_key,
-                     instance=instance, proc=proc, log_path=log, env=henv)
-        gateways.append(gw)
+        gateways.append(start_gateway(instance, henv, admin_key, scale_tmp / f"gunicorn-{name}.log",
+                                      workers=2, wait=False))
     try:
         for gw in gateways:
             gw.wait_serving(60)

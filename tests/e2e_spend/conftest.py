@@ -4,7 +4,6 @@ from __future__ import annotations
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,8 +13,9 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from spend_harness import (BIN, IN_PRICE, MODELS, OUT_PRICE, ROOT, Gateway, _base_env,  # noqa: E402
-                           fake_provider, fp, free_port)
+from spend_harness import (IN_PRICE, MODELS, OUT_PRICE, Gateway, _base_env, fake_provider,  # noqa: E402
+                           fp, start_gateway)
+from tests.support.processes import migrate_and_admin_key  # noqa: E402
 
 
 def pytest_collection_modifyitems(items):
@@ -42,14 +42,7 @@ def spend_template(spend_tmp) -> tuple[Path, str]:
     """A migrated instance folder with an admin key, copied for every gateway."""
     instance = spend_tmp / "template"
     instance.mkdir()
-    env = _base_env(instance)
-    flask = [str(BIN / "flask"), "--app", "wsgi"]
-    done = subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    done = subprocess.run(flask + ["create-key", "--name", "spend-admin", "--scopes", "admin"],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    admin_key = done.stdout.strip().splitlines()[-1].strip()
+    admin_key = migrate_and_admin_key(_base_env(instance), "spend-admin")
     with sqlite3.connect(instance / "gw.db") as conn:  # fold the WAL into the file we copy
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return instance, admin_key
@@ -67,18 +60,9 @@ def gateway_factory(spend_tmp, spend_template, spend_fake):
         env = _base_env(instance)
         env.update({k: str(v) for k, v in env_overrides.items()})
         env["GATEWAY_WORKERS"] = str(workers)
-        port = free_port()
-        log = spend_tmp / f"gunicorn-{name}.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen([str(BIN / "gunicorn"), "-k", "gevent", "-w", str(workers),
-                                     "-b", f"127.0.0.1:{port}", "wsgi:app"],
-                                    cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        gw = Gateway(base_url=f"http://127.0.0.1:{port}", port=port, admin_key=admin_key,
-                     instance=instance, proc=proc, log_path=log, env=env)
+        gw = start_gateway(instance, env, admin_key, spend_tmp / f"gunicorn-{name}.log",
+                           workers=workers)
         started.append(gw)
-        gw.wait_serving()
-        gw.wait_workers(workers)
         prov = gw.admin("POST", "/providers", {
             "name": "spend-fake", "type": "openai-compatible", "api_base": f"{spend_fake}/v1",
             "api_key": fp.OPENAI_KEY, "connect_timeout": 2.0, "read_timeout": 10.0})

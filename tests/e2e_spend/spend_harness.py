@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,11 +32,16 @@ import requests
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 E2E = ROOT / "tests" / "e2e"
-BIN = Path(sys.executable).parent
-if str(E2E) not in sys.path:
-    sys.path.insert(0, str(E2E))
+for _p in (str(E2E), str(ROOT)):  # ROOT: `tests.support` also for tests/soak/run_soak.py
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 import fake_provider as fp  # noqa: E402,F401  (the same fake the e2e suite uses; conftest uses fp)
+# the process plumbing lives in tests/support/processes.py; re-exported here for the suites
+# (and tests/soak/run_soak.py) that import it from this module
+from tests.support.processes import (BIN, FAKE_PROVIDER, Gunicorn, children_of, clean_env,  # noqa: E402,F401
+                                     free_port, pid_alive, stop_group, tail, upstream, wait_http,
+                                     wait_until, wait_workers)
 
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
@@ -66,92 +69,9 @@ MODELS = {  # public name -> upstream id at the fake
 
 
 # ------------------------------------------------------------------------------------ helpers
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(check, timeout: float, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as exc:  # not there yet
-            last_exc = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}"
-                         + (f" (last error: {last_exc!r})" if last_exc else ""))
-
-
-def tail(path: Path, n: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
-
-
-def stop_group(proc: subprocess.Popen, sig=signal.SIGINT, grace: float = 10.0) -> None:
-    """Stop a process we started in its own session (and so gunicorn's workers)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(5)
-
-
-@contextmanager
 def fake_provider(tmp: Path):
-    """The e2e fake upstream (tests/e2e/fake_provider.py) as a process; yields its base URL."""
-    port = free_port()
-    log = tmp / "fake_provider.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, str(E2E / "fake_provider.py"), "--port", str(port)],
-                                cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        def up():
-            assert proc.poll() is None, f"fake provider exited:\n{tail(log)}"
-            return requests.get(f"{url}/_stats", timeout=1).ok
-        wait_until(up, 15, 0.1, "the fake provider")
-        yield url
-    finally:
-        stop_group(proc, signal.SIGTERM, 5)
-
-
-def children_of(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(entry))
-    return sorted(out)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    """The e2e fake upstream (tests/e2e/fake_provider.py) as a process; a block yielding its base URL."""
+    return upstream(FAKE_PROVIDER, tmp / "fake_provider.log")
 
 
 def server_side_owner(client_port: int, server_port: int, pids: list[int]) -> int | None:
@@ -188,13 +108,10 @@ def server_side_owner(client_port: int, server_port: int, pids: list[int]) -> in
 
 
 def _base_env(instance: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update({"GATEWAY_INSTANCE_PATH": str(instance),
-                "GATEWAY_DATABASE_URL": f"sqlite:///{instance / 'gw.db'}",
-                "GATEWAY_CACHE_TTL": "0.2", "GATEWAY_USAGE_FLUSH_INTERVAL": "0.1",
-                "GATEWAY_HEALTH_INTERVAL": "0", "GATEWAY_LOG_LEVEL": "info",
-                "PYTHONUNBUFFERED": "1"})
-    return env
+    return clean_env(GATEWAY_INSTANCE_PATH=str(instance),
+                     GATEWAY_DATABASE_URL=f"sqlite:///{instance / 'gw.db'}",
+                     GATEWAY_CACHE_TTL="0.2", GATEWAY_USAGE_FLUSH_INTERVAL="0.1",
+                     GATEWAY_HEALTH_INTERVAL="0", GATEWAY_LOG_LEVEL="info", PYTHONUNBUFFERED="1")
 
 
 class Gateway:
@@ -289,19 +206,31 @@ class Gateway:
         return children_of(self.proc.pid)
 
     def wait_workers(self, n: int, exclude: set[int] = frozenset(), timeout: float = 30) -> list[int]:
-        def ready():
-            pids = [p for p in self.workers() if p not in exclude]
-            return pids if len(pids) == n and len(self.workers()) == n else None
-        return wait_until(ready, timeout, 0.1, f"{n} gunicorn workers")
+        return wait_workers(self.proc.pid, n, exclude, timeout)
 
     def wait_serving(self, timeout: float = 30) -> None:
-        def up():
-            assert self.proc.poll() is None, f"gunicorn exited:\n{tail(self.log_path)}"
-            return requests.get(f"{self.base_url}/v1/models", timeout=1).status_code == 401
-        wait_until(up, timeout, 0.1, "gunicorn to serve")
+        wait_http(f"{self.base_url}/v1/models", 401, timeout, 0.1, proc=self.proc,
+                  log_path=self.log_path, what="gunicorn to serve")
 
     def stop(self, sig=signal.SIGINT, grace: float = 15) -> None:
         stop_group(self.proc, sig, grace)
+
+
+def start_gateway(instance: Path, env: dict, admin_key: str, log_path: Path, *, workers: int = 2,
+                  args=(), stdout=None, wait: bool = True, timeout: float = 30) -> Gateway:
+    """``gunicorn -k gevent -w WORKERS [ARGS] wsgi:app`` on `instance` with `env` as a Gateway;
+    with wait=True, once it serves and has all its workers (stopped again if it does not)."""
+    server = Gunicorn(env, workers=workers, log_path=log_path, stdout=stdout, args=args).start()
+    gw = Gateway(base_url=server.url, port=server.port, admin_key=admin_key, instance=instance,
+                 proc=server.proc, log_path=log_path, env=env)
+    if wait:
+        try:
+            gw.wait_serving(timeout)
+            gw.wait_workers(workers)
+        except BaseException:
+            gw.stop()
+            raise
+    return gw
 
 
 # ------------------------------------------------------------------------------------ load

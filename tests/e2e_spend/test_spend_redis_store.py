@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import shutil
 import signal
-import subprocess
 import time
 from collections import Counter
 
@@ -18,7 +17,7 @@ import pytest
 import requests
 
 import test_spend_shared_store as _shared
-from spend_harness import BIN, ROOT, Gateway, _base_env, fire_at_once, free_port, wait_until
+from spend_harness import _base_env, fire_at_once, start_gateway, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -50,17 +49,8 @@ def host_b(spend_tmp, spend_template, redis_srv, spend_gw):
     env = _base_env(instance)
     env.update({"GATEWAY_REDIS_URL": redis_srv.url, "GATEWAY_WORKERS": "2",
                 "GATEWAY_DATABASE_URL": spend_gw.env["GATEWAY_DATABASE_URL"]})
-    port = free_port()
-    log = spend_tmp / "gunicorn-redis-b.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([str(BIN / "gunicorn"), "-k", "gevent", "-w", "2", "-b",
-                                 f"127.0.0.1:{port}", "wsgi:app"], cwd=ROOT, env=env, stdout=fh,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    gw = Gateway(base_url=f"http://127.0.0.1:{port}", port=port, admin_key=admin_key,
-                 instance=instance, proc=proc, log_path=log, env=env)
+    gw = start_gateway(instance, env, admin_key, spend_tmp / "gunicorn-redis-b.log", workers=2)
     try:
-        gw.wait_serving()
-        gw.wait_workers(2)
         yield gw
     finally:
         gw.stop(signal.SIGINT, 15)

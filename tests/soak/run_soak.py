@@ -32,7 +32,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -45,7 +44,8 @@ import requests
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e_spend"))
-from spend_harness import BIN, Gateway, _base_env, free_port, stop_group, tail, wait_until  # noqa: E402
+from spend_harness import _base_env, start_gateway, stop_group, tail, wait_until  # noqa: E402
+from tests.support.processes import FAKE_PROVIDER, migrate_and_admin_key, start_upstream  # noqa: E402
 
 import fake_provider as fp  # noqa: E402  (on sys.path through spend_harness)
 
@@ -139,34 +139,15 @@ def client(gw, raw: str, stats: Stats, stop: threading.Event, think: float, seed
 
 
 def start(tmp: Path, log_level: str):
-    fport = free_port()
-    flog = open(tmp / "fake_provider.log", "wb")
-    fake = subprocess.Popen([sys.executable, str(ROOT / "tests" / "e2e" / "fake_provider.py"), "--port", str(fport)],
-                            stdout=flog, stderr=subprocess.STDOUT, start_new_session=True)
-    fake_url = f"http://127.0.0.1:{fport}"
-    wait_until(lambda: requests.get(f"{fake_url}/_stats", timeout=1).ok, 20, 0.1, "fake provider")
+    fake, fake_url = start_upstream(FAKE_PROVIDER, tmp / "fake_provider.log", timeout=20)
     instance = tmp / "gw"
     instance.mkdir()
     env = _base_env(instance)
     env.update({"GATEWAY_WORKERS": "2", "GATEWAY_USAGE_FLUSH_INTERVAL": "1", "GATEWAY_CACHE_TTL": "2",
                 "GATEWAY_LOG_LEVEL": log_level})
-    flask = [str(BIN / "flask"), "--app", "wsgi"]
-    for args in (["db", "upgrade"], ["create-key", "--name", "soak-admin", "--scopes", "admin"]):
-        done = subprocess.run(flask + args, cwd=ROOT, env=env, capture_output=True, text=True)
-        if done.returncode:
-            raise SystemExit(done.stderr)
-    admin_key = done.stdout.strip().splitlines()[-1].strip()
-    gport = free_port()
-    glog = tmp / "gunicorn.log"
-    with open(glog, "wb") as fh:
-        proc = subprocess.Popen([str(BIN / "gunicorn"), "-k", "gevent", "-w", "2", "-b", f"127.0.0.1:{gport}",
-                                 "wsgi:app"], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    gw = Gateway(base_url=f"http://127.0.0.1:{gport}", port=gport, admin_key=admin_key, instance=instance,
-                 proc=proc, log_path=glog, env=env)
+    admin_key = migrate_and_admin_key(env, "soak-admin")
+    gw = start_gateway(instance, env, admin_key, tmp / "gunicorn.log", workers=2)
     gw.fake = fake
-    gw.wait_serving()
-    gw.wait_workers(2)
     prov = gw.admin("POST", "/providers", {"name": "soak-fake", "type": "openai-compatible",
                                            "api_base": f"{fake_url}/v1", "api_key": fp.OPENAI_KEY,
                                            "connect_timeout": 2.0, "read_timeout": 20.0})

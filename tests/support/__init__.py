@@ -1,7 +1,6 @@
 """Helpers shared by test packages: the fake OpenID Connect provider process."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,14 +9,10 @@ from pathlib import Path
 
 import requests
 
+from tests.support.processes import free_port
+
 FAKE_OIDC = Path(__file__).resolve().parent / "fake_oidc.py"
 CLIENT_ID, CLIENT_SECRET = "gateway-console", "fake-oidc-secret-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FakeOIDC:

@@ -17,31 +17,13 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, proc: subprocess.Popen | None, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
+from tests.support.processes import free_port, wait_port
 
 
 # --- Redis ----------------------------------------------------------------------------------
@@ -67,7 +49,7 @@ class RedisServer:
              "--save", "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no"],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        _wait_port(self.port, self.proc, "redis-server")
+        wait_port(self.port, 30, proc=self.proc, what="redis-server")
 
     def kill(self) -> None:
         """An outage: SIGKILL, nothing saved (the data is gone when it comes back)."""
@@ -176,7 +158,7 @@ class PostgresServer(Databases):
                       "-c", "max_connections=300", "-c", "shared_buffers=64MB"),
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        _wait_port(self.port, self.proc, "postgres")
+        wait_port(self.port, 30, proc=self.proc, what="postgres")
         deadline = time.monotonic() + 30
         while True:  # the port opens before the server accepts sessions
             try:
