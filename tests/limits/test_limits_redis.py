@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 import redis
-from limits_support import T0, D
+from limits_support import T0, D, gevent_burst
 
 from app.limits import (Budget, Denied, FailoverStore, Limits, MemoryStore, RedisStore,
                         StoreUnavailable)
@@ -278,57 +278,10 @@ def test_settles_missed_during_an_outage_are_replayed(redis_url):
     assert events["errors"] == 1
 
 
-GEVENT = r"""
-from gevent import monkey
-monkey.patch_all()
-import json, sys, gevent, gevent.event
-from decimal import Decimal
-from app.limits import Budget, Denied, Limits, RedisStore
-
-store = RedisStore(sys.argv[1])
-T0 = 1_772_445_600.0
-budget = Budget("key:1", Decimal("0.30"), "day")
-lim = Limits(rpm=1000, concurrency=50)
-decided = [0]
-upstream_done = gevent.event.Event()
-
-def request(i):
-    try:
-        a = store.admit("key:1", lim, [budget], 5, Decimal("0.01"), T0)
-    except Denied as d:
-        return d.reason
-    finally:
-        decided[0] += 1
-    upstream_done.wait()
-    store.settle(a.ticket, 4, Decimal("0.005"), T0 + 1)
-    return "ok"
-
-jobs = [gevent.spawn(request, i) for i in range(200)]
-while decided[0] < 200:
-    gevent.sleep(0.001)
-upstream_done.set()
-gevent.joinall(jobs, raise_error=True)
-reasons = {}
-for j in jobs:
-    reasons[j.value] = reasons.get(j.value, 0) + 1
-print(json.dumps({"reasons": reasons, "spent": str(store.spend("key:1", "day", T0))}))
-"""
-
-
 def test_greenlets_share_one_client(redis_url):
     """Under gevent monkey-patching (the gunicorn worker class) admissions interleave at every
     round trip, and still exactly 30 reservations of $0.01 fit the $0.30 budget."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", GEVENT, redis_url], capture_output=True,
-                         text=True, env=dict(os.environ, PYTHONPATH=str(root)), cwd=root,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res = gevent_burst("RedisStore", redis_url)
     assert res["reasons"] == {"ok": 30, "budget": 170}
     assert Decimal(res["spent"]) == Decimal("0.150")
 
