@@ -22,7 +22,8 @@ REPLACEMENT = "\ufffd"
 
 
 def storable(value: str, nul: bool = True) -> str:
-    """``value`` with NULs (when ``nul``) and lone surrogates replaced by U+FFFD."""
+    """``value`` with NULs (when ``nul``) and lone surrogates replaced by U+FFFD; ``value``
+    itself (the same object) when it has neither."""
     if not value.isascii():
         try:
             value.encode("utf-8")
@@ -34,17 +35,7 @@ def storable(value: str, nul: bool = True) -> str:
 
 
 def _bad(value: Any, nul: bool) -> bool:
-    if not isinstance(value, str):
-        return False
-    if nul and "\x00" in value:
-        return True
-    if value.isascii():
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    return isinstance(value, str) and storable(value, nul) is not value
 
 
 def _params(params: Any, nul: bool) -> Any:
