@@ -131,11 +131,11 @@ def steer(case, data, env) -> None:
                 body["provider_id"] = data.draw(st.sampled_from(env.ids["provider_id"]))
 
 
-def responses_stream_problems(content: bytes) -> list[str]:
-    """Typed Responses events: `event:` = the data's type, sequence numbers 0..n-1, one terminal
-    event (response.completed / .incomplete / .failed) at the end."""
-    problems, seq = [], []
+def typed_events(content: bytes, problems: list[str]) -> tuple[list[str], list[tuple[int, str, dict]]]:
+    """The SSE blocks of a typed stream (`event: <name>` + `data: <JSON>`) and (index, name,
+    data) of each well-formed one; a malformed block is reported in ``problems``."""
     blocks = [b for b in content.decode("utf-8").split("\n\n") if b.strip()]
+    events = []
     for i, block in enumerate(blocks):
         lines = block.split("\n")
         if len(lines) != 2 or not lines[0].startswith("event: ") or not lines[1].startswith("data: "):
@@ -146,7 +146,17 @@ def responses_stream_problems(content: bytes) -> list[str]:
         except ValueError:
             problems.append(f"event {i} is not JSON")
             continue
-        if obj.get("type") != lines[0][7:]:
+        events.append((i, lines[0][7:], obj))
+    return blocks, events
+
+
+def responses_stream_problems(content: bytes) -> list[str]:
+    """Typed Responses events: `event:` = the data's type, sequence numbers 0..n-1, one terminal
+    event (response.completed / .incomplete / .failed) at the end."""
+    problems, seq = [], []
+    blocks, events = typed_events(content, problems)
+    for i, name, obj in events:
+        if obj.get("type") != name:
             problems.append(f"event {i}: event name and type differ")
         seq.append(obj.get("sequence_number"))
     if seq != list(range(len(seq))):
@@ -165,18 +175,7 @@ def anthropic_stream_problems(content: bytes) -> list[str]:
     """Anthropic's events: `event:` = the data's type, message_start first, then one terminal
     event (message_stop, or an in-band error) at the end and nothing after it."""
     problems, names = [], []
-    blocks = [b for b in content.decode("utf-8").split("\n\n") if b.strip()]
-    for i, block in enumerate(blocks):
-        lines = block.split("\n")
-        if len(lines) != 2 or not lines[0].startswith("event: ") or not lines[1].startswith("data: "):
-            problems.append(f"event {i} is not `event:` + `data:`: {block[:100]!r}")
-            continue
-        try:
-            obj = json.loads(lines[1][6:])
-        except ValueError:
-            problems.append(f"event {i} is not JSON")
-            continue
-        name = lines[0][7:]
+    for i, name, obj in typed_events(content, problems)[1]:
         if name not in ANTHROPIC_EVENTS or obj.get("type") != name:
             problems.append(f"event {i}: unknown event or name and type differ: {name!r}")
         names.append(name)
